@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine: `make book` and `make test`.
+# Both bootstrap .venv from nothing; the stamp makes it idempotent (reinstall only when
+# pyproject.toml changes).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv test book bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[book,dev,dask]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+test: venv
+	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+book: venv
+	$(BIN)/jupyter-book build . --path-output _build/book_root --builder html -W -n --keep-going
+	@echo "book: _build/book_root/_build/html/index.html"
+
+bench: venv
+	$(BIN)/python benchmarks/bench_flow.py
+
+lint: venv
+	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf _build $(VENV)
