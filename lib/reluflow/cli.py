@@ -278,7 +278,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_phases(args: argparse.Namespace) -> int:
     """``reluflow phases``: load a trajectory and print its phase report."""
     from reluflow import Trajectory
-    from reluflow.phases import detect_phases
 
     path = Path(args.trajectory)
     if not path.is_file():
@@ -289,6 +288,8 @@ def cmd_phases(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise UsageError(f"TRAJECTORY: {str(path)!r} is not a reluflow trajectory file "
                          f"({type(exc).__name__}: {exc})") from None
+    from reluflow.phases import detect_phases
+
     report = detect_phases(traj, traj.data)
     if args.json:
         print(json.dumps(_finite_json(report.to_dict()), indent=1, default=_json_default))
