@@ -22,9 +22,13 @@ test: venv
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# Full mode: RELUFLOW_FAST is cleared so every notebook runs at full size; the HTML lands
+# in _build/html.  --all re-reads, hence re-executes, every page: Sphinx cannot see changes
+# to lib/reluflow, so outputs from an earlier build are never reused.  -W -n --keep-going:
+# every warning, unresolved reference and failing notebook cell fails the build.
 book: venv
-	$(BIN)/jupyter-book build . --path-output _build/book_root --builder html -W -n --keep-going
-	@echo "book: _build/book_root/_build/html/index.html"
+	env -u RELUFLOW_FAST $(BIN)/jupyter-book build . --all --builder html -W -n --keep-going
+	@echo "book: _build/html/index.html"
 
 bench: venv
 	$(BIN)/python benchmarks/bench_flow.py
