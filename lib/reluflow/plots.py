@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from io import BytesIO
 from typing import Any
 
 import matplotlib as mpl
@@ -45,17 +46,20 @@ from reluflow.data import Dataset, TwoPointData
 from reluflow.trajectory import Trajectory
 
 __all__ = [
+    "DEAD_COLOR",
     "FATE_COLORS",
     "PALETTE",
     "PHASES",
     "PHASE_COLORS",
     "REPORT_FIELDS",
+    "BookFigure",
     "direction_time_map",
     "fate_map",
     "final_state_labels",
     "loss_panel",
     "margin_panel",
     "neuron_subset",
+    "new_figure",
     "norms_panel",
     "outputs_panel",
     "overview_caption",
@@ -117,10 +121,14 @@ _MARKERS: dict[str, tuple[str, Any]] = {
     "t_plateau_escape": ("plateau escape", (0, (6, 2, 1, 2))),
 }
 
-#: Colours of fate / final-state labels (distinct from the two sign colours).
+#: Colours of fate / final-state labels (distinct from the two sign colours); labels
+#: containing "dead" are always drawn in :data:`DEAD_COLOR`.
 FATE_COLORS: tuple[str, ...] = (
-    "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#F0E442", "#8C564B", "#7F7F7F", "#17BECF",
+    "#009E73", "#CC79A7", "#E6C300", "#8C564B", "#17BECF", "#7B3294", "#BCBD22", "#000000",
 )
+
+#: Colour of dead neurons in fate maps.
+DEAD_COLOR = "#B0B0B0"
 
 _RC: dict[str, Any] = {
     "font.size": 10.0,
@@ -148,15 +156,41 @@ def style() -> Iterator[None]:
     Examples
     --------
     >>> with style():
-    ...     fig = Figure()
+    ...     fig = new_figure((6.0, 4.0))
+    ...     ax = fig.add_subplot()
     """
     rc: Any = _RC
     with mpl.rc_context(rc):
         yield
 
 
-def _new_figure(figsize: tuple[float, float], **kw: Any) -> Figure:
-    fig = Figure(figsize=figsize, **kw)
+class BookFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that displays itself in Jupyter.
+
+    Figures built without ``pyplot`` are not picked up by the inline backend, so a cell
+    ending in ``fig`` would show only its ``repr``; :meth:`_repr_png_` makes IPython
+    (and MyST-NB's ``glue``) render it as a PNG.
+    """
+
+    #: Resolution of the notebook rendering.
+    repr_dpi: float = 100.0
+
+    def _repr_png_(self) -> bytes:
+        buf = BytesIO()
+        self.savefig(buf, format="png", dpi=self.repr_dpi, facecolor="white")
+        return buf.getvalue()
+
+
+def new_figure(figsize: tuple[float, float] = (6.4, 4.8), **kw: Any) -> BookFigure:
+    """A new white, opaque :class:`BookFigure` (``kw`` go to ``Figure``, e.g. ``layout``).
+
+    Use inside :func:`style` for the book's fonts; not registered with ``pyplot``.
+    """
+    return _new_figure(figsize, **kw)
+
+
+def _new_figure(figsize: tuple[float, float], **kw: Any) -> BookFigure:
+    fig = BookFigure(figsize=figsize, **kw)
     fig.patch.set_facecolor("white")
     fig.patch.set_alpha(1.0)
     return fig
@@ -879,7 +913,9 @@ def fate_map(
     neurons with :math:`a_k > 0` on the outer ring (radius 1, circles), with
     :math:`a_k < 0` on the inner ring (radius 0.7, triangles).  The colour is the label:
     ``labels`` (one string per recorded neuron, e.g. a predicted or simulated fate) or,
-    by default, the observed final state from :func:`final_state_labels`.
+    by default, the observed final state from :func:`final_state_labels`; labels
+    containing ``"dead"`` are grey (:data:`DEAD_COLOR`), the others take
+    :data:`FATE_COLORS` in sorted order.
     """
     traj = _check_traj(traj)
     pax = _check_polar(ax)
@@ -893,8 +929,10 @@ def fate_map(
                              f"got shape {labs.shape}")
     ang0, _ = plane_coords(traj.B[0], data)
     sgn = _signs(traj)
-    cats = list(dict.fromkeys(sorted(labs.tolist())))
-    colors = {c: FATE_COLORS[i % len(FATE_COLORS)] for i, c in enumerate(cats)}
+    cats = sorted(set(labs.tolist()), key=lambda c: ("dead" in c, c))
+    live = [c for c in cats if "dead" not in c]
+    colors = {c: FATE_COLORS[i % len(FATE_COLORS)] for i, c in enumerate(live)}
+    colors.update({c: DEAD_COLOR for c in cats if "dead" in c})
     for c in cats:
         for s, rad, mk in ((1, 1.0, "o"), (-1, 0.7, "^")):
             sel = (labs == c) & (sgn == s)
@@ -906,8 +944,7 @@ def fate_map(
     if references:
         _draw_reference_rays(pax, data, 0.0, 1.2)
     pax.set_yticks([0.7, 1.0])
-    pax.set_yticklabels(["$a_k<0$", "$a_k>0$"], fontsize=7.5)
-    pax.set_rlabel_position(202.5)
+    pax.set_yticklabels([])
     pax.set_thetagrids(np.arange(0, 360, 45), fontsize=8, color="#666666")
     pax.grid(True, color="#dddddd", lw=0.6)
     pax.set_xlabel("initial angle from $x_+$ (degrees)", fontsize=8.5)
