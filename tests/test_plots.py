@@ -344,3 +344,18 @@ def test_animation_html_size_limit(traj: rf.Trajectory) -> None:
         animation.animation_html(traj, frames=3, dpi=40, embed_limit_mb=0.001)
     with pytest.raises(ValueError, match="default_mode"):
         animation.animation_html(traj, default_mode="bounce")
+
+
+def test_animation_time_window(traj: rf.Trajectory) -> None:
+    anim = animation.direction_animation(traj, frames=4, dpi=40, t_window=(1.0, 50.0))
+    anim._draw_was_started = True  # type: ignore[attr-defined]  # no "never rendered" warning
+    anim._func(0)  # type: ignore[attr-defined]
+    first = anim._fig.axes[0].get_title()  # type: ignore[attr-defined]
+    anim._func(3)  # type: ignore[attr-defined]
+    last = anim._fig.axes[0].get_title()  # type: ignore[attr-defined]
+    t_first = float(first.split()[2])
+    t_last = float(last.split()[2])
+    assert 1.0 <= t_first < 1.1 and 45.0 < t_last <= 50.0
+    for bad in ((5.0, 1.0), (-1.0, 2.0), ("a", 2.0), (1e6, 1e7)):
+        with pytest.raises(ValueError, match="t_window"):
+            animation.direction_animation(traj, t_window=bad)  # type: ignore[arg-type]

@@ -121,3 +121,16 @@ def test_explorer_rejects_unknown_and_bad_values() -> None:
         widgets.explorer(run=False, kappa=-1.0)
     with pytest.raises(ValueError, match="state"):
         widgets.explorer(state="fast", run=False)  # type: ignore[arg-type]
+
+
+def test_simulate_default_path_exact_flow_with_phases() -> None:
+    """The panel's real path: gradient_flow to a large time, phases detected and shaded."""
+    st = widgets.ExplorerState(kappa=1e-4, delta=0.3, p=0.7, m=64, seed=0, t_max=1e12)
+    traj, fig = widgets.simulate(st)
+    assert traj.info.get("method") != "gradient_descent"
+    assert traj.t[-1] == pytest.approx(1e12)
+    assert np.all(np.diff(traj.loss) <= 1e-12 * traj.loss[:-1])
+    loss_ax = fig.axes[0]
+    # main regime (p cos(Delta) > 1 - p): all four phases are detected and shaded
+    assert len(loss_ax.patches) == 4
+    assert {t.get_text() for t in loss_ax.texts} <= {"I", "II", "III", "IV"}

@@ -99,6 +99,26 @@ def frame_indices(t: NDArray[np.float64], frames: int) -> NDArray[np.int64]:
     return np.unique(np.concatenate([[0], nearest, [T - 1]])).astype(np.int64)
 
 
+def _window(
+    t: NDArray[np.float64], t_window: tuple[float, float] | None, frames: int
+) -> NDArray[np.int64]:
+    """Frame indices into ``t`` restricted to ``t_window``."""
+    if t_window is None:
+        return frame_indices(t, frames)
+    try:
+        t0, t1 = (v.real_scalar("t_window", x) for x in t_window)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_window must be a pair (t0, t1) with 0 <= t0 < t1, "
+                         f"got {t_window!r}") from None
+    if not 0 <= t0 < t1:
+        raise ValueError(f"t_window must be a pair (t0, t1) with 0 <= t0 < t1, got {t_window!r}")
+    inside = np.flatnonzero((t >= t0) & (t <= t1))
+    if inside.size == 0:
+        raise ValueError(f"t_window = {t_window!r} contains no recorded time "
+                         f"(recorded: {t[0]:g} to {t[-1]:g})")
+    return inside[frame_indices(t[inside], frames)]
+
+
 def direction_animation(
     traj: Trajectory,
     data: Dataset | None = None,
@@ -110,6 +130,7 @@ def direction_animation(
     radius: str = "log",
     dpi: float = 72.0,
     figsize: tuple[float, float] = (5.6, 5.6),
+    t_window: tuple[float, float] | None = None,
 ) -> FuncAnimation:
     r"""Animate the neuron directions in the data plane over log time.
 
@@ -140,6 +161,9 @@ def direction_animation(
         Resolution of the frames, in ``[30, 200]``.
     figsize : (float, float)
         Figure size in inches.
+    t_window : (float, float), optional
+        Only animate recorded times in ``[t0, t1]`` (``0 <= t0 < t1``), e.g. to give
+        Phases I-III more frames in a run recorded up to a huge time.
 
     Returns
     -------
@@ -159,7 +183,7 @@ def direction_animation(
         raise ValueError(f"dpi must lie in [30, 200], got {dpi!r}")
     mode = plots._radius_mode(radius)
     sub = plots.neuron_subset(traj.m, max_neurons, seed)
-    idx = frame_indices(traj.t, nf)
+    idx = _window(traj.t, t_window, nf)
 
     ang, nrm = plots.plane_coords(traj.B[:, sub], data)
     floor = plots._radius_floor(nrm)
@@ -214,6 +238,7 @@ def animation_html(
     dpi: float = 72.0,
     default_mode: str = "once",
     embed_limit_mb: float = 30.0,
+    t_window: tuple[float, float] | None = None,
 ) -> str:
     """Self-contained HTML/JavaScript of :func:`direction_animation`.
 
@@ -237,7 +262,7 @@ def animation_html(
     lim = v.positive_finite("embed_limit_mb", embed_limit_mb)
     fp = v.int_at_least("fps", fps, 1)
     anim = direction_animation(traj, data, frames=frames, fps=fp, max_neurons=max_neurons,
-                               seed=seed, radius=radius, dpi=dpi)
+                               seed=seed, radius=radius, dpi=dpi, t_window=t_window)
     writer = _PalettePNGWriter(fps=fp, default_mode=default_mode, embed_limit_mb=lim)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "animation.html")

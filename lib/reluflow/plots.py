@@ -491,9 +491,10 @@ def shade_phases(
             else:
                 frac = (b - a) / (hi - lo)
                 mid = 0.5 * (a + b)
-            if frac >= 0.035:
+            if frac >= 0.02:  # narrow bands get a smaller numeral, very narrow ones none
                 ax.text(mid, 0.975, ph, transform=trans, ha="center", va="top",
-                        fontsize=9, fontweight="bold", color="#444444", zorder=1)
+                        fontsize=9 if frac >= 0.035 else 7, fontweight="bold",
+                        color="#444444", zorder=1)
     if markers:
         for key, t in mk.items():
             if lo <= t <= hi:
@@ -588,8 +589,8 @@ def outputs_panel(
     ax.axhline(0.0, color="#999999", lw=0.8, zorder=1)
     shade_phases(ax, phase_times, t_end=float(traj.t[-1]), markers=False)
     ax.set_ylabel("network output $f(x_i)$ (dimensionless)")
-    if legend:
-        ax.legend(loc="upper left")
+    if legend:  # below the phase numerals
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.92))
     return ax
 
 
