@@ -6,7 +6,7 @@ Commands
     One exact gradient-flow run from a random small initialization; writes
     ``DIR/trajectory.npz``, ``DIR/summary.json`` and ``DIR/overview.png`` and prints a table.
 ``reluflow phases DIR/trajectory.npz``
-    The phase report (:func:`reluflow.phases.detect_phases`) of a saved run.
+    The phase report (``reluflow.phases.detect_phases``) of a saved run.
 ``reluflow sweep SPEC.toml --out DIR [--workers N] [--scheduler ADDRESS]``
     A resumable parameter sweep (format of the spec: :mod:`reluflow.sweep`).
 
@@ -237,9 +237,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         fig = overview_figure(traj, data, report)
         fig.patch.set_facecolor("white")
         fig.savefig(stage / "overview.png", dpi=120, facecolor="white")
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
         traj.save(stage / "trajectory.npz")
         summary = {
             "parameters": config,
@@ -267,10 +264,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
           f"kappa={config['kappa']:g} m={config['m']} seed={config['seed']} "
           f"t_max={config['t_max']:g} d={config['d']} loss={config['loss']} "
           f"balanced={config['balanced']}")
-    print(str(report))
-    rows = [[k, s[k]] for k in ("final_loss", "normalized_margin", "invariant_drift",
-                                "n_events")] + [["wall_time [s]", wall]]
+    rows = [[k, s[k]] for k in (*sw.PHASE_TIMES, "final_loss", "normalized_margin",
+                                "invariant_drift", "n_events")] + [["wall_time [s]", wall]]
     print(_table(rows, ["quantity", "value"]))
+    print(f"regime: {getattr(report, 'regime', '-')}; phase times are gradient-flow times "
+          f"('-': not reached); full report: reluflow phases {out / 'trajectory.npz'}")
     print(f"wrote {out / 'trajectory.npz'}, {out / 'summary.json'}, {out / 'overview.png'}")
     return EXIT_OK
 

@@ -3,7 +3,7 @@ r"""Parameter sweeps: a grid of runs, one result file per configuration, resumab
 A *configuration* is a flat dict of run parameters (see :data:`FIELDS`).  A *grid* is a list
 of configurations, usually the Cartesian product of the lists in a TOML spec file.  For each
 configuration :func:`run` calls ``run_fn(config)`` (default :func:`run_config`: exact gradient
-flow from a random small initialization, then :func:`reluflow.phases.detect_phases`) on any
+flow from a random small initialization, then ``reluflow.phases.detect_phases``) on any
 :class:`concurrent.futures.Executor` (default: a local process pool sized to the cores) or on a
 Dask cluster (a ``dask.distributed.Client``), and writes the flat JSON result to
 
@@ -96,7 +96,7 @@ __all__ = [
     "summarize",
 ]
 
-#: The phase times of :class:`reluflow.phases.PhaseReport` copied into every summary.
+#: The phase times of ``reluflow.phases.PhaseReport`` copied into every summary.
 PHASE_TIMES = (
     "t_condensed",
     "t_escape",
@@ -344,7 +344,7 @@ def simulate(config: Mapping[str, Any]) -> tuple[Any, Any, Any, float]:
     Builds :class:`~reluflow.TwoPointData` ``(delta, p, d)``, draws
     :func:`~reluflow.init_network` ``(m, d, kappa, seed, balanced, kappa_a)``, integrates
     :func:`~reluflow.gradient_flow` to ``t_max`` and runs
-    :func:`~reluflow.phases.detect_phases` on the result.
+    ``reluflow.phases.detect_phases`` on the result.
     """
     from reluflow import TwoPointData, gradient_flow, init_network
     from reluflow.phases import detect_phases
