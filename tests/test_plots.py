@@ -359,3 +359,40 @@ def test_animation_time_window(traj: rf.Trajectory) -> None:
     for bad in ((5.0, 1.0), (-1.0, 2.0), ("a", 2.0), (1e6, 1e7)):
         with pytest.raises(ValueError, match="t_window"):
             animation.direction_animation(traj, t_window=bad)  # type: ignore[arg-type]
+
+
+def test_group_series_panel(traj: rf.Trajectory) -> None:
+    ang, _ = plots.plane_coords(traj.B, traj.data)
+    pos = np.std(ang[:, traj.a[-1] > 0], axis=1)
+    neg = np.std(ang[:, traj.a[-1] < 0], axis=1)
+    ax = plots.new_figure().add_subplot()
+    plots.group_series_panel(ax, traj.t, positive=pos, negative=neg,
+                             ylabel="angular spread (rad)", phase_times=REPORT)
+    assert len(ax.lines) == 2 and ax.get_ylabel() == "angular spread (rad)"
+    assert len(ax.patches) == 4
+    assert ax.lines[0].get_color() == plots.PALETTE["positive"]
+    with pytest.raises(ValueError, match="negative must have the shape"):
+        plots.group_series_panel(ax, traj.t, negative=neg[:-1], ylabel="x")
+    with pytest.raises(ValueError, match="ylabel"):
+        plots.group_series_panel(ax, traj.t, positive=pos, ylabel=" ")
+    with pytest.raises(ValueError, match="at least one"):
+        plots.group_series_panel(ax, traj.t, ylabel="x")
+
+
+def test_margin_panel_ymin(traj: rf.Trajectory) -> None:
+    ax = plots.new_figure().add_subplot()
+    plots.margin_panel(ax, traj, ymin=0.0)
+    assert ax.get_ylim()[0] == 0.0
+    with pytest.raises(ValueError, match="ymin"):
+        plots.margin_panel(ax, traj, ymin="low")  # type: ignore[arg-type]
+
+
+def test_phase_numerals_do_not_collide() -> None:
+    ax = plots.new_figure().add_subplot()
+    ax.set_xscale("log")
+    ax.set_xlim(1e-2, 1e15)
+    # II and III are each ~1/34 of the axis wide and adjacent: only one numeral fits
+    plots.shade_phases(ax, {"I": (0, 1), "II": (1, 3), "III": (3, 9), "IV": (9, 1e15)})
+    assert len(ax.patches) == 4
+    texts = [t.get_text() for t in ax.texts]
+    assert texts[0] == "I" and texts[-1] == "IV" and len(texts) == 3

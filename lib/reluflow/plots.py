@@ -56,6 +56,7 @@ __all__ = [
     "direction_time_map",
     "fate_map",
     "final_state_labels",
+    "group_series_panel",
     "loss_panel",
     "margin_panel",
     "neuron_subset",
@@ -168,7 +169,7 @@ class BookFigure(Figure):
     """A :class:`~matplotlib.figure.Figure` that displays itself in Jupyter.
 
     Figures built without ``pyplot`` are not picked up by the inline backend, so a cell
-    ending in ``fig`` would show only its ``repr``; :meth:`_repr_png_` makes IPython
+    ending in ``fig`` would show only its ``repr``; ``_repr_png_`` makes IPython
     (and MyST-NB's ``glue``) render it as a PNG.
     """
 
@@ -478,6 +479,13 @@ def shade_phases(
     intervals, mk = phase_intervals(report, end)
     log = ax.get_xscale() == "log"
     trans = blended_transform_factory(ax.transData, ax.transAxes)
+
+    def _frac(x: float) -> float:  # position in axes fraction
+        if log:
+            return (math.log10(x) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+        return (x - lo) / (hi - lo)
+
+    last_label = -math.inf
     for ph, (t0, t1) in intervals.items():
         a = max(t0, lo)
         b = min(t1, hi)
@@ -485,16 +493,14 @@ def shade_phases(
             continue
         ax.axvspan(a, b, color=PHASE_COLORS[ph], zorder=0, lw=0)
         if labels:
-            if log:
-                frac = (math.log10(b) - math.log10(a)) / (math.log10(hi) - math.log10(lo))
-                mid = math.sqrt(a * b)
-            else:
-                frac = (b - a) / (hi - lo)
-                mid = 0.5 * (a + b)
-            if frac >= 0.02:  # narrow bands get a smaller numeral, very narrow ones none
+            mid = math.sqrt(a * b) if log else 0.5 * (a + b)
+            width = _frac(b) - _frac(a)
+            # narrow bands get a smaller numeral; none if too narrow or too close to the last
+            if width >= 0.02 and _frac(mid) - last_label >= 0.045:
                 ax.text(mid, 0.975, ph, transform=trans, ha="center", va="top",
-                        fontsize=9 if frac >= 0.035 else 7, fontweight="bold",
+                        fontsize=9 if width >= 0.035 else 7, fontweight="bold",
                         color="#444444", zorder=1)
+                last_label = _frac(mid)
     if markers:
         for key, t in mk.items():
             if lo <= t <= hi:
@@ -856,15 +862,18 @@ def margin_panel(
     *,
     target: bool = True,
     phase_times: Any = None,
+    ymin: float | None = None,
 ) -> Axes:
     r"""Normalized margin :math:`\min_i y_i f(x_i) / \lVert\theta\rVert^2` against :math:`\log t`.
 
     Meaningful when all neurons are recorded.  With ``target=True`` and two-point data,
     a dotted line marks :math:`\sin\Delta / 4`, the margin of the two-direction solution
-    (this book's derivation, notes.md section 3).
+    (this book's derivation, notes.md section 3).  ``ymin`` sets the lower y limit
+    (the early margins are very negative and can squash the late approach).
     """
     traj = _check_traj(traj)
     data = _check_data(traj, data)
+    lo_y = None if ymin is None else v.real_scalar("ymin", ymin)
     mask = _time_axis(ax, traj)
     gam = traj.normalized_margin()[mask]
     ax.plot(traj.t[mask], gam, color=PALETTE["loss"], lw=1.8, label="normalized margin")
@@ -874,7 +883,74 @@ def margin_panel(
     ax.axhline(0.0, color="#999999", lw=0.8, zorder=1)
     shade_phases(ax, phase_times, t_end=float(traj.t[-1]), markers=False)
     ax.set_ylabel(r"$\min_i y_i f(x_i)/\|\theta\|^2$ (dimensionless)")
+    if lo_y is not None:
+        ax.set_ylim(bottom=lo_y)
     ax.legend(loc="lower right")
+    return ax
+
+
+def group_series_panel(
+    ax: Axes,
+    t: ArrayLike,
+    *,
+    positive: ArrayLike | None = None,
+    negative: ArrayLike | None = None,
+    ylabel: str,
+    phase_times: Any = None,
+    logy: bool = False,
+    label: str = "",
+) -> Axes:
+    r"""Plot a per-group time series (e.g. angular spread) in the sign colours.
+
+    For quantities a chapter computes per group over the recorded times (for instance
+    the angular spread of ``reluflow.phases.group_stats`` at every index):
+    ``positive`` (neurons with :math:`a_k > 0`) in blue, ``negative`` in vermillion,
+    against :math:`\log t` (times ``t > 0`` only), phases shaded as in
+    :func:`shade_phases`.
+
+    Parameters
+    ----------
+    ax : Axes
+        Target axes.
+    t : array_like, shape (T,)
+        Times, non-decreasing, at least one > 0.
+    positive, negative : array_like, shape (T,), optional
+        The series of each group (at least one must be given); NaN leaves a gap.
+    ylabel : str
+        Y-axis label, with units (non-empty).
+    phase_times : None, mapping or PhaseReport-like
+        See :func:`phase_intervals`.
+    logy : bool
+        Logarithmic y axis.
+    label : str
+        Suffix for the legend entries (e.g. ``" spread"``).
+    """
+    tt = v.finite_array("t", t, 1)
+    if not np.any(tt > 0):
+        raise ValueError("t must hold at least one time t > 0 for a log-time axis")
+    if not isinstance(ylabel, str) or not ylabel.strip():
+        raise ValueError("ylabel must be a non-empty string (quantity and units)")
+    if positive is None and negative is None:
+        raise ValueError("give at least one of positive= or negative=")
+    mask = tt > 0
+    for name, arr in (("positive", positive), ("negative", negative)):
+        if arr is None:
+            continue
+        y = np.asarray(arr, dtype=np.float64)
+        if y.shape != tt.shape:
+            raise ValueError(f"{name} must have the shape of t {tt.shape}, got {y.shape}")
+        sym = "$a_k>0$" if name == "positive" else "$a_k<0$"
+        ax.plot(tt[mask], y[mask], color=PALETTE[name], lw=1.8, label=f"{sym}{label}")
+    ax.set_xscale("log")
+    tp = tt[mask]
+    if tp[-1] > tp[0]:
+        ax.set_xlim(tp[0], tp[-1])
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(TIME_LABEL)
+    ax.set_ylabel(ylabel)
+    shade_phases(ax, phase_times, t_end=float(tt[-1]), markers=False)
+    ax.legend(loc="best")
     return ax
 
 

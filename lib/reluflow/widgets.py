@@ -131,7 +131,7 @@ def simulate(
     :math:`\dot\theta = -\nabla L(\theta)` up to ``t_max`` with ``engine`` (default
     :func:`reluflow.gradient_flow`, the exact integrator) on ``TwoPointData(delta, p)``,
     and returns the trajectory and :func:`reluflow.plots.overview_figure` (with the
-    phases of :func:`reluflow.phases.detect_phases` shaded when ``report`` is true).
+    phases of ``reluflow.phases.detect_phases`` shaded when ``report`` is true).
 
     Parameters
     ----------
