@@ -290,6 +290,7 @@ def test_executor_type_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="executor must be"):
         sw.run([BASE], functools.partial(toy_run, str(tmp_path)), executor=object(),
                out=tmp_path / "o")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------- real runs, pool vs Dask

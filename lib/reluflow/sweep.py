@@ -654,6 +654,7 @@ def run(
             workers = v.int_at_least("workers", workers, 1)
         except ValueError as exc:
             raise SpecError(str(exc)) from None
+    given = None if executor is None else _as_executor(executor)[0]
     rdir, _ = prepare_out(out)
     outp = Path(out)
 
@@ -673,11 +674,11 @@ def run(
     n_run = 0
     own = None
     if todo:
-        if executor is None:
+        if given is None:
             own = _default_executor(workers)
             ex: cf.Executor = own
         else:
-            ex, _ = _as_executor(executor)
+            ex = given
         futures: dict[cf.Future[dict[str, Any]], tuple[str, dict[str, Any]]] = {}
         bar = tqdm(total=len(todo), desc="sweep", unit="run",
                    disable=(not progress) if progress is not None else None, leave=False)
