@@ -396,3 +396,23 @@ def test_phase_numerals_do_not_collide() -> None:
     assert len(ax.patches) == 4
     texts = [t.get_text() for t in ax.texts]
     assert texts[0] == "I" and texts[-1] == "IV" and len(texts) == 3
+
+
+def test_polar_colours_follow_the_sign_at_the_drawn_time(traj: rf.Trajectory) -> None:
+    """Unbalanced runs can change the sign of a_k; each view uses the sign at its time."""
+    from dataclasses import replace
+
+    a = traj.a.copy()
+    a[: traj.t.size // 2, 0] *= -1.0  # neuron 0 flips sign half-way
+    flipped = replace(traj, a=a)
+    pos = np.array(to_rgba(plots.PALETTE["positive"]))[:3]
+
+    def n_positive(index: int) -> int:
+        ax = plots.new_figure().add_subplot(projection="polar")
+        plots.polar_directions(ax, flipped, index)
+        return sum(c.get_offsets().shape[0] for c in ax.collections
+                   if np.allclose(c.get_edgecolor()[0][:3], pos))
+
+    assert n_positive(0) == int(np.sum(a[0] > 0))
+    assert n_positive(-1) == int(np.sum(a[-1] > 0))
+    assert n_positive(0) != n_positive(-1)

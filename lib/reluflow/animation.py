@@ -189,9 +189,14 @@ def direction_animation(
     floor = plots._radius_floor(nrm)
     rad = plots._radius(nrm, mode, floor)
     lo, hi = plots._radial_limits(rad, mode)
-    sgn = plots._signs(traj)[sub]
-    edge = np.array([mpl.colors.to_rgba(plots.PALETTE["positive" if s > 0 else "negative"])
-                     for s in sgn]).reshape(-1, 4)
+    colors = {sg: np.array(mpl.colors.to_rgba(plots.PALETTE[key]))
+              for sg, key in ((1, "positive"), (-1, "negative"), (0, "reference"))}
+
+    def _edges(k: int) -> NDArray[np.float64]:
+        sg = plots._signs(traj, k)[sub]
+        return np.array([colors[int(x)] for x in sg]).reshape(-1, 4)
+
+    edge = _edges(int(idx[0]))
     clear = np.zeros_like(edge)
 
     with plots.style():
@@ -212,7 +217,9 @@ def direction_animation(
         k = int(idx[j])
         scat.set_offsets(np.column_stack([ang[k], rad[k]]))
         alive = plots._alive(traj, k)[sub]
-        scat.set_facecolor(cast(Any, np.where(alive[:, None], edge, clear)))
+        ek = _edges(k)
+        scat.set_edgecolor(cast(Any, ek))
+        scat.set_facecolor(cast(Any, np.where(alive[:, None], ek, clear)))
         tk = float(traj.t[k])
         tstr = "0" if tk == 0 else (f"{tk:.3g}" if 1e-3 <= tk < 1e5 else f"{tk:.2e}")
         title.set_text(f"t = {tstr}    loss = {float(traj.loss[k]):.3g}")

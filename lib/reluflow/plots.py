@@ -349,12 +349,18 @@ def _time_index(traj: Trajectory, index: int) -> int:
     return int(index) % T
 
 
-def _signs(traj: Trajectory) -> NDArray[np.int64]:
-    """Sign of a_k for each recorded neuron (from the last time where it is non-zero)."""
-    s = np.sign(traj.a[-1]).astype(np.int64)
-    zero = s == 0
-    if np.any(zero):
-        s[zero] = np.sign(traj.a[0, zero]).astype(np.int64)
+def _signs(traj: Trajectory, index: int = -1) -> NDArray[np.int64]:
+    """Sign of a_k of each recorded neuron at recorded time ``index``.
+
+    Balanced runs never change sign; unbalanced ones can (through a_k = 0).  Where a_k is
+    exactly 0 the sign at the final time, else at the initial time, is used.
+    """
+    s = np.sign(traj.a[index]).astype(np.int64)
+    for j in (-1, 0):
+        zero = s == 0
+        if not np.any(zero):
+            break
+        s[zero] = np.sign(traj.a[j, zero]).astype(np.int64)
     return s
 
 
@@ -724,7 +730,7 @@ def polar_directions(
     r_all = _radius(nrm_all, mode, floor)
     lo, hi = rlim if rlim is not None else _radial_limits(r_all, mode)
     th, r = ang_all[idx], r_all[idx]
-    sgn = _signs(traj)[sub]
+    sgn = _signs(traj, idx)[sub]
     alive = _alive(traj, idx)[sub]
     for s, key in ((1, "positive"), (-1, "negative")):
         col = PALETTE[key]
@@ -1005,7 +1011,7 @@ def fate_map(
             raise ValueError(f"labels must have one entry per recorded neuron ({traj.m}), "
                              f"got shape {labs.shape}")
     ang0, _ = plane_coords(traj.B[0], data)
-    sgn = _signs(traj)
+    sgn = _signs(traj, 0)
     cats = sorted(set(labs.tolist()), key=lambda c: ("dead" in c, c))
     live = [c for c in cats if "dead" not in c]
     colors = {c: FATE_COLORS[i % len(FATE_COLORS)] for i, c in enumerate(live)}
