@@ -89,7 +89,7 @@ class ExplorerState:
     p: float = 0.7
     m: int = 64
     seed: int = 0
-    t_max: float = 1e4
+    t_max: float = 1e6
     loss: str = "exp"
 
     def __post_init__(self) -> None:
