@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Two small jobs:
+Four small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.notebook.fast_default` (the environment
@@ -9,18 +9,34 @@ Two small jobs:
   instead of reusing the previous mode's outputs;
 * references to re-exported names such as ``reluflow.Dataset`` resolve to the object's
   documented home (``reluflow.data.Dataset``), so docstrings can name objects the way
-  users import them while ``-n`` (nitpicky) still checks them.
+  users import them while ``-n`` (nitpicky) still checks them;
+* matplotlib's ``to_jshtml`` animations link Font Awesome 4.4 from a CDN for their button
+  icons; the theme already ships Font Awesome, which draws the same ``fa fa-*`` icons, so
+  the link is dropped and the book makes no third-party request (it reads offline, and
+  the browser test can insist on that);
+* Sphinx 7.4 lists an inline script added by an extension during the build twice
+  (sphinx-thebe's, which then fails with "Identifier 'THEBE_JS_URL' has already been
+  declared" in the browser console); identical scripts are listed once per page.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
 from typing import Any
 
+from docutils import nodes
+
 from reluflow.notebook import fast_default
 
-__all__ = ["canonical_name", "setup"]
+#: The stylesheet link matplotlib's jshtml template puts before every animation.
+_CDN_FONT_AWESOME = re.compile(
+    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/'
+    r'4\.4\.0/css/font-awesome\.min\.css">\s*'
+)
+
+__all__ = ["canonical_name", "drop_cdn_font_awesome", "setup"]
 
 
 def canonical_name(target: str) -> str | None:
@@ -68,8 +84,42 @@ def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     )
 
 
+def drop_cdn_font_awesome(html: str) -> str:
+    """Remove matplotlib's Font Awesome 4.4 CDN ``<link>`` from an HTML output."""
+    return _CDN_FONT_AWESOME.sub("", html)
+
+
+def _drop_cdn_links(app: Any, doctree: nodes.document, docname: str) -> None:
+    """``doctree-resolved`` handler: apply :func:`drop_cdn_font_awesome` to raw HTML."""
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if "html" in node.get("format", "").split() and "font-awesome/4.4.0" in text:
+            node.replace_self(nodes.raw("", drop_cdn_font_awesome(text), format=node["format"]))
+
+
+def _dedupe_scripts(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """``html-page-context`` handler: keep the first of identical ``script_files``."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for js in scripts:
+        attrs = getattr(js, "attributes", {})
+        key = (getattr(js, "filename", js) or "", getattr(js, "priority", 0),
+               tuple(sorted(attrs.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
 def setup(app: Any) -> dict[str, Any]:
-    """Register ``reluflow_fast`` (``rebuild="env"``) and the re-export resolver."""
+    """Register ``reluflow_fast`` (``rebuild="env"``) and the handlers above."""
     app.add_config_value("reluflow_fast", fast_default(), "env", types=[bool])
     app.connect("missing-reference", _resolve_reexport)
+    app.connect("doctree-resolved", _drop_cdn_links)
+    app.connect("html-page-context", _dedupe_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

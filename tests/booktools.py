@@ -1,0 +1,153 @@
+"""Shared helpers for the book tests: the TOC, the chapter notebooks, glued values, builds."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+BIN = Path(sys.executable).parent
+
+#: Key that reluflow.notebook.glue_number puts in a glue output's metadata.
+GLUE_METADATA_KEY = "reluflow"
+
+#: `{glue}`key``, `{glue:text}`key:.2f``, `{glue:md}`key`` ... and ```{glue:figure} key``.
+_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:\s]+)(?::[^`]*)?`")
+_GLUE_DIRECTIVE = re.compile(r"^(?:```|:::)\{glue(?::[a-z]+)?\}\s+([^\s`]+)", re.MULTILINE)
+
+
+def toc_entries() -> list[str]:
+    """Every ``file`` of ``_toc.yml`` (root first), as written (no extension)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    out = [str(toc["root"])]
+
+    def walk(items: list[dict[str, Any]] | None) -> None:
+        for item in items or []:
+            if "file" in item:
+                out.append(str(item["file"]))
+            for key in ("chapters", "sections"):
+                walk(item.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return out
+
+
+def toc_notebooks() -> list[Path]:
+    """The notebooks the TOC lists, in TOC order."""
+    return [ROOT / f"{e}.ipynb" for e in toc_entries() if (ROOT / f"{e}.ipynb").is_file()]
+
+
+def book_notebooks() -> list[Path]:
+    """Every ``book/*.ipynb`` (the chapters), sorted by name."""
+    return sorted(BOOK.glob("*.ipynb"))
+
+
+def read_notebook(path: Path) -> dict[str, Any]:
+    """The notebook as a plain JSON dict."""
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+
+def code_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def source(cell: dict[str, Any]) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def assigned_names(code: str) -> dict[str, ast.expr]:
+    """Top-level ``NAME = value`` assignments of a cell: name -> value expression."""
+    out: dict[str, ast.expr] = {}
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    out[target.id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if node.value is not None:
+                out[node.target.id] = node.value
+    return out
+
+
+def checked_names(code: str) -> set[str]:
+    """Names passed as the first (string) argument of a ``check_*(...)`` call."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        fname = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        first = node.args[0]
+        if fname.startswith("check_") and isinstance(first, ast.Constant):
+            if isinstance(first.value, str):
+                names.add(first.value)
+    return names
+
+
+def glue_references(nb: dict[str, Any]) -> set[str]:
+    """Glue keys the notebook's markdown cells paste (roles and directives)."""
+    keys: set[str] = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            text = source(cell)
+            keys.update(_GLUE_ROLE.findall(text))
+            keys.update(_GLUE_DIRECTIVE.findall(text))
+    return keys
+
+
+def glued_outputs(nb: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every glued output of an executed notebook: key -> output (``scrapbook`` metadata).
+
+    ``myst_nb.glue`` writes a ``display_data`` output whose metadata has
+    ``scrapbook = {"name": key, "mime_prefix": ...}``; its data keys carry the prefix
+    ``application/papermill.record/`` when glued with ``display=False``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for cell in code_cells(nb):
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {})
+            if "scrapbook" in meta:
+                out[meta["scrapbook"]["name"]] = output
+    return out
+
+
+def glued_numbers(nb: dict[str, Any]) -> dict[str, float]:
+    """Exact values of the numbers glued with :func:`reluflow.notebook.glue_number`."""
+    return {
+        key: float(out["metadata"][GLUE_METADATA_KEY]["value"])
+        for key, out in glued_outputs(nb).items()
+        if GLUE_METADATA_KEY in out.get("metadata", {})
+    }
+
+
+def is_finite_number(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)
+
+
+def build_book(output_dir: Path, *, fast: bool) -> subprocess.CompletedProcess[str]:
+    """Run the strict book build (``-W -n --keep-going --all``) into ``output_dir``.
+
+    The HTML lands in ``output_dir/_build/html``.  ``fast`` sets ``RELUFLOW_FAST``.
+    """
+    env = dict(os.environ)
+    env.pop("RELUFLOW_FAST", None)
+    if fast:
+        env["RELUFLOW_FAST"] = "1"
+    cmd = [
+        str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(output_dir),
+        "--all", "--builder", "html", "-W", "-n", "--keep-going",
+    ]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
