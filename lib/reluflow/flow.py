@@ -1,12 +1,715 @@
-"""Exact gradient flow (engine under construction in this commit series)."""
+r"""The exact gradient-flow engine.
+
+Gradient flow :math:`\dot\theta = -\nabla L(\theta)` of
+:math:`f(x) = \sum_k a_k\sigma(b_k^\top x)` is integrated *exactly* in the sense of
+ordinary differential equations with discontinuous right-hand side:
+
+* **Reduction.** :math:`\nabla_{b_k} L \in \operatorname{span}\{x_i\}`, so only
+  :math:`z_k = (a_k, Q^\top b_k) \in \mathbb R^{1+D}` moves (:math:`D` = rank of the
+  data); the component of :math:`b_k` orthogonal to the data is frozen.
+* **Shared propagators.** Given the residual weights :math:`r_i(t)` (functions of the
+  :math:`n` outputs :math:`f(x_i)`), every neuron with activation state :math:`s` obeys the
+  same linear ODE :math:`\dot z = G_s(r(t)) z` (see :mod:`reluflow._groups`), so
+  :math:`z_k(t) = \Phi_s(t, t_0) z_k(t_0)`.  The integrated system is the handful of
+  :math:`(1+D)\times(1+D)` propagators, closed through
+  :math:`f(x_i) = \sum_s [\Phi_s S_s \Phi_s^\top]_{0,1:}\tilde x_i` with the second moments
+  :math:`S_s = \sum_{k\in s} z_k z_k^\top`.  Its cost per step does not depend on the
+  width :math:`m`; applying the propagators and watching for events is :math:`O(m)`
+  vectorised work.
+* **Events.** Every sign change of :math:`b_k^\top x_i` is located (vectorised root
+  finding on the step's dense output) and the neuron switches to its new state at that
+  instant; a batch of events inside one step is accepted only while the error of
+  deferring their effect on :math:`f` stays below the tolerance, else the step is cut.
+* **Filippov sliding.** A neuron reaching a boundary where both one-sided fields push
+  into it is held there with the tangent convex combination of the fields; the whole
+  held group is released when a Filippov coefficient leaves :math:`(0, 1)`.
+* **Horizon.** The integration variable is :math:`\tau = \log(1 + t)`, in which the
+  Phase IV dynamics is smooth, so :math:`t = 10^{30}` is :math:`\tau\approx 69`.
+* **Invariant.** Each step's propagators are projected onto the Lorentz group
+  :math:`O(1, D)` they belong to, so :math:`a_k^2 - \lVert b_k\rVert^2` is conserved to
+  rounding.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from reluflow.trajectory import Trajectory
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.integrate import DOP853
+from scipy.optimize import brentq
+
+from reluflow import _validate as v
+from reluflow._groups import (
+    GroupTable,
+    State,
+    build_table,
+    held_sign,
+    is_dead,
+    lorentz_project,
+    neighbours,
+    sliding_lambda,
+)
+from reluflow.data import Dataset
+from reluflow.network import Params, loss_value, residual_weights
+from reluflow.trajectory import Trajectory, default_times, make_events
+
+__all__ = ["gradient_flow"]
+
+Array = NDArray[np.float64]
+
+_MAX_PASSES = 8  # events one neuron may have inside one step before the step is cut
 
 
-def gradient_flow(*args: Any, **kwargs: Any) -> Trajectory:
-    """Exact gradient flow: being written; see issue 2."""
-    raise NotImplementedError("gradient_flow is being written")
+@dataclass
+class _Step:
+    """One integrated step of the propagator system, with its dense output."""
+
+    s0: float
+    s1: float
+    table: GroupTable
+    gidx: dict[State, int]
+    S: Array
+    sol: Any  # scipy DenseOutput
+    h_next: float
+
+    def phi(self, s: Array | float) -> Array:
+        """Propagators at times ``s`` (scalar -> (g, D1, D1); array -> (N, g, D1, D1))."""
+        g = len(self.table.states)
+        D1 = self.S.shape[-1]
+        y = self.sol(s)
+        if np.ndim(s) == 0:
+            return np.asarray(y).reshape(g, D1, D1)
+        return np.asarray(y).T.reshape(-1, g, D1, D1)
+
+
+@dataclass
+class _Engine:
+    data: Dataset
+    loss: str
+    rtol: float
+    Xr: Array
+    y: Array
+    Z: Array  # (m, D1)
+    perp2: Array  # (m,) frozen squared norm of b outside the data span
+    status: NDArray[np.int8]  # (m, n)
+    events: list[tuple[float, NDArray[np.int64], int, str]] = field(default_factory=list)
+    n_steps: int = 0
+    n_rejected: int = 0
+    n_event_neurons: int = 0
+
+    # ------------------------------------------------------------ fields
+    def outputs(self, Z: Array, status: NDArray[np.int8]) -> Array:
+        """f(x_i) = sum_k a_k (beta_k . x_i) over neurons active on i."""
+        pre = Z[:, 1:] @ self.Xr.T
+        return (Z[:, :1] * np.where(status == 1, pre, 0.0)).sum(axis=0)
+
+    def rhs_factory(self, table: GroupTable, S: Array) -> Any:
+        Xr = self.Xr
+        act = table.active
+        P = table.proj
+        data, loss = self.data, self.loss
+        D1 = S.shape[-1]
+        g = len(table.states)
+
+        def fun(s: float, yv: Array) -> Array:
+            Phi = yv.reshape(g, D1, D1)
+            w = np.einsum("gi,gij,gkj->gk", Phi[:, 0, :], S, Phi)[:, 1:]
+            f = np.einsum("gd,nd,gn->n", w, Xr, act)
+            r = residual_weights(f, data, loss)
+            V = np.einsum("gde,ne,gn,n->gd", P, Xr, act, r)
+            dPhi = np.empty_like(Phi)
+            dPhi[:, 0, :] = np.einsum("gd,gdj->gj", V, Phi[:, 1:, :])
+            dPhi[:, 1:, :] = V[:, :, None] * Phi[:, None, 0, :]
+            return (math.expm1(s) + 1.0) * dPhi.ravel()
+
+        return fun
+
+    def f_dense(self, step: _Step, s: Array) -> Array:
+        """Outputs f at times ``s`` (N,) from the dense propagators: (N, n)."""
+        Phi = step.phi(s)  # (N, g, D1, D1)
+        w = np.einsum("Ngi,gij,Ngkj->Ngk", Phi[:, :, 0, :], step.S, Phi)[:, :, 1:]
+        return np.einsum("Ngd,nd,gn->Nn", w, self.Xr, step.table.active)
+
+    # ------------------------------------------------------------ states
+    def classify(self, state: State, i: int, a: Array, r: Array,
+                 old_side: Array) -> NDArray[np.int8]:
+        """New value of coordinate ``i`` for neurons of ``state`` meeting boundary ``i``.
+
+        ``a`` (N,) output weights, ``r`` (N, n) residuals at the meeting times,
+        ``old_side`` (N,) the side they come from (+1, -1), or 0 for neurons born on it.
+        Returns 0 (held: attracting sliding), else the side the flow carries them to.
+        """
+        cand = (*state[:i], 0, *state[i + 1:])
+        out = np.zeros(a.shape[0], dtype=np.int8)
+        hs = held_sign(cand, self.y)
+        can_hold = hs in (-1, 1) and any(c == 1 for c in cand)
+        if can_hold:
+            tab = build_table([cand], self.Xr)
+            lam = sliding_lambda(tab, 0, r)
+            ok = np.all((lam > 0) & (lam < 1), axis=1) & (np.sign(a) == hs)
+        else:
+            ok = np.zeros(a.shape[0], dtype=bool)
+        # not held: the flow continues across (events), or for neurons born on the
+        # boundary goes where the inactive-side field points (convention sigma'(0) = 0)
+        rest = (*state[:i], -1, *state[i + 1:])
+        act = np.asarray(rest) == 1
+        xi = self.Xr[i]
+        normal_in = a * ((r * act) @ (self.Xr @ xi))  # a x_i . v_rest
+        side = np.where(old_side != 0, -old_side, np.where(normal_in > 0, 1, -1))
+        out[:] = np.where(ok, 0, side)
+        return out
+
+    # ------------------------------------------------------------ stepping
+    def integrate(self, s0: float, s_end: float, h: float | None, groups: list[State],
+                  S: Array) -> _Step:
+        table = build_table(groups, self.Xr)
+        g = len(groups)
+        D1 = self.Z.shape[1]
+        y0 = np.tile(np.eye(D1), (g, 1, 1)).ravel()
+        first = min(h, s_end - s0) if h else None
+        solver = DOP853(self.rhs_factory(table, S), s0, y0, s_end, rtol=self.rtol,
+                        atol=self.rtol, first_step=first)
+        while True:
+            msg = solver.step()
+            if solver.status == "failed":
+                raise RuntimeError(f"gradient_flow: integrator failed at s={s0}: {msg}")
+            if solver.t > s0:
+                break
+        return _Step(s0, float(solver.t), table, {st: k for k, st in enumerate(groups)},
+                     S, solver.dense_output(), float(solver.h_abs))
+
+
+def _group_moments(Z: Array, gid: NDArray[np.int64], g: int) -> Array:
+    D1 = Z.shape[1]
+    S = np.zeros((g, D1, D1))
+    for k in range(g):
+        Zk = Z[gid == k]
+        S[k] = Zk.T @ Zk
+    return S
+
+
+def gradient_flow(
+    params: Params,
+    data: Dataset,
+    t_max: float,
+    *,
+    times: ArrayLike | None = None,
+    loss: str = "exp",
+    rtol: float = 1e-9,
+    neurons: ArrayLike | None = None,
+    record_events: bool = True,
+) -> Trajectory:
+    r"""Integrate the gradient flow :math:`\dot\theta = -\nabla L(\theta)` exactly.
+
+    Parameters
+    ----------
+    params : Params
+        Initial parameters :math:`\theta(0) = (a, B)`.
+    data : Dataset
+        Training data (any :class:`~reluflow.Dataset`; :class:`~reluflow.TwoPointData`
+        for the book's setting).
+    t_max : float
+        Final time, > 0 (``1e30`` is routine).
+    times : array_like, optional
+        Increasing times in ``[0, t_max]`` to record; default
+        :func:`~reluflow.trajectory.default_times`.
+    loss : {"exp", "logistic"}
+        :math:`\ell(z) = e^{-z}` or :math:`\log(1 + e^{-z})`.
+    rtol : float
+        Local error tolerance of the propagators, in ``(0, 1e-3]`` (>= 1e-14).
+    neurons : array_like of int, optional
+        Neurons whose parameters are recorded (default: all).
+    record_events : bool
+        Keep the list of activation events.
+
+    Returns
+    -------
+    Trajectory
+        States at the recorded times, every event with its exact time, and the invariant
+        drift.  Event kinds: ``activate`` (a point becomes active, also on release from a
+        boundary to the active side), ``deactivate`` (stops being active, also when a
+        neuron is caught on the boundary from the active side), ``slide-start``,
+        ``slide-end``.
+
+    Examples
+    --------
+    >>> from reluflow import TwoPointData, init_network
+    >>> data = TwoPointData(delta=0.3, p=0.7)
+    >>> traj = gradient_flow(init_network(20, 2, 1e-4, seed=0), data, 100.0)
+    >>> bool(np.all(np.diff(traj.loss) <= 1e-12))
+    True
+    """
+    tm, tgrid, loss = v.run_inputs(params, data, t_max, times, loss)
+    rt = v.real_scalar("rtol", rtol)
+    if not 1e-14 <= rt <= 1e-3:
+        raise ValueError(f"rtol must lie in [1e-14, 1e-3], got {rtol!r}")
+    rec = v.neuron_subset(neurons, params.m)
+    tgrid = default_times(tm) if tgrid is None else tgrid
+    start = time.perf_counter()
+
+    # ---- reduction to the data span
+    X = data.X
+    _U, sv, Vt = np.linalg.svd(X, full_matrices=False)
+    D = int(np.sum(sv > sv[0] * 1e-12))
+    Q = Vt[:D].T  # (d, D) orthonormal basis of the data span
+    Xr = X @ Q
+    beta = params.B @ Q
+    B_perp = params.B - beta @ Q.T
+    Z = np.column_stack([params.a, beta])
+    eng = _Engine(data=data, loss=loss, rtol=rt, Xr=Xr, y=data.y.astype(np.float64), Z=Z,
+                  perp2=np.einsum("kd,kd->k", B_perp, B_perp),
+                  status=np.zeros((params.m, data.n), dtype=np.int8))
+    c0 = Z[:, 0] ** 2 - np.einsum("kd,kd->k", Z[:, 1:], Z[:, 1:]) - eng.perp2
+
+    # ---- initial states (neurons born on a boundary are classified by the flow there)
+    pre = params.B @ X.T  # in the original coordinates, where exact zeros are exact
+    on_boundary = np.abs(pre) <= 4 * np.finfo(float).eps * np.outer(
+        np.linalg.norm(params.B, axis=1), np.linalg.norm(X, axis=1))
+    eng.status[:] = np.where(pre > 0, 1, -1)
+    born = np.argwhere(on_boundary)
+    if born.size:
+        f0 = eng.outputs(Z, eng.status)
+        r0 = residual_weights(f0, data, loss)
+        for k, i in born:
+            st = tuple(int(x) for x in eng.status[k])
+            new = eng.classify(st, int(i), Z[k : k + 1, 0], r0[None, :], np.zeros(1))
+            eng.status[k, i] = new[0]
+        for k in np.unique(born[:, 0]):
+            H = np.flatnonzero(eng.status[k] == 0)
+            if H.size:  # held from the start: put it exactly on its boundaries
+                XH = Xr[H]
+                b = Z[k, 1:]
+                Z[k, 1:] = b - XH.T @ np.linalg.lstsq(XH @ XH.T, XH @ b, rcond=None)[0]
+
+    s_rec = np.log1p(tgrid)
+    T = tgrid.size
+    out_a = np.empty((T, rec.size))
+    out_B = np.empty((T, rec.size, data.d))
+    out_pat = np.empty((T, rec.size, data.n), dtype=np.int8)
+    out_f = np.empty((T, data.n))
+    out_loss = np.empty(T)
+    out_drift = np.empty(T)
+
+    def record(j: int) -> None:
+        Zr = eng.Z[rec]
+        out_a[j] = Zr[:, 0]
+        out_B[j] = B_perp[rec] + Zr[:, 1:] @ Q.T
+        out_pat[j] = eng.status[rec]
+        fj = eng.outputs(eng.Z, eng.status)
+        out_f[j] = fj
+        out_loss[j] = loss_value(fj, data, loss)
+        Zr2 = Zr**2
+        nb = Zr2[:, 1:].sum(axis=1) + eng.perp2[rec]
+        c = Zr2[:, 0] - nb
+        den = Zr2[:, 0] + nb
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(den > 0, np.abs(c - c0[rec]) / den, 0.0)
+        out_drift[j] = float(rel.max()) if rel.size else 0.0
+
+    s = 0.0
+    h: float | None = None
+    j = 0
+    while j < T and s_rec[j] <= s:
+        record(j)
+        j += 1
+    while j < T:
+        s_target = s_rec[j]
+        s, h = _advance(eng, s, s_target, h)
+        if s >= s_target:
+            s = s_target
+            record(j)
+            j += 1
+
+    ev_rows: list[tuple[float, int, int, str]] = []
+    if record_events:
+        for te, ks, i, kind in eng.events:
+            ev_rows.extend((te, int(k), i, kind) for k in ks)
+    return Trajectory(
+        t=tgrid.copy(), loss=out_loss, f=out_f, a=out_a, B=out_B, pattern=out_pat,
+        events=make_events(ev_rows), drift=out_drift, neurons=rec, data=data, loss_name=loss,
+        info={"method": "gradient_flow", "rtol": rt, "steps": eng.n_steps,
+              "rejected_steps": eng.n_rejected, "event_neurons": eng.n_event_neurons,
+              "data_rank": D, "wall_time": time.perf_counter() - start},
+    )
+
+
+def _states_and_groups(status: NDArray[np.int8]) -> tuple[list[State], NDArray[np.int64]]:
+    """Live (non-dead) states present and each neuron's index into them (-1: dead)."""
+    n = status.shape[1]
+    codes = _encode(status)
+    if n <= 12:
+        counts = np.bincount(codes, minlength=3**n)
+        present = np.flatnonzero(counts)
+    else:
+        present = np.unique(codes)
+    states = [_decode(int(c), n) for c in present]
+    live = [st for st in states if not is_dead(st)]
+    lut = {c: q for q, c in enumerate(int(_encode(np.asarray([st], dtype=np.int8))[0])
+                                      for st in live)}
+    gid = np.full(status.shape[0], -1, dtype=np.int64)
+    if n <= 12:
+        table = np.full(3**n, -1, dtype=np.int64)
+        for c, q in lut.items():
+            table[c] = q
+        gid = table[codes]
+    else:
+        for c, q in lut.items():
+            gid[codes == c] = q
+    return live, gid
+
+
+def _encode(status: NDArray[np.int8]) -> NDArray[np.int64]:
+    """Integer code of each neuron's state (base 3, digit = state + 1)."""
+    n = status.shape[1]
+    weights = 3 ** np.arange(n, dtype=np.int64)
+    return (status.astype(np.int64) + 1) @ weights
+
+
+def _decode(code: int, n: int) -> State:
+    out = []
+    for _ in range(n):
+        out.append(code % 3 - 1)
+        code //= 3
+    return tuple(out)
+
+
+def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple[float, float]:
+    """Take one accepted step from ``s0`` toward ``s_target``; returns (s_new, next h)."""
+    # held groups whose sliding condition fails here are released before stepping
+    r0 = residual_weights(eng.outputs(eng.Z, eng.status), eng.data, eng.loss)
+    _release_groups(eng, s0, r0)
+    live_states, gid = _states_and_groups(eng.status)
+    if not live_states:  # every neuron is dead: nothing moves any more
+        return s_target, h or 1.0
+    groups = list(live_states)
+    for st in live_states:
+        for nb in neighbours(st, eng.y):
+            if nb not in groups:
+                groups.append(nb)
+    D1 = eng.Z.shape[1]
+    S = np.zeros((len(groups), D1, D1))
+    members = [np.flatnonzero(gid == q) for q in range(len(live_states))]
+    for q, idx in enumerate(members):
+        S[q] = eng.Z[idx].T @ eng.Z[idx]
+
+    s_end = s_target
+    h_try = h
+    while True:
+        step = eng.integrate(s0, s_end, h_try, groups, S)
+        cut = _group_release_time(eng, step, live_states)
+        if cut is not None and cut <= s0:
+            cut = None  # already at the boundary of validity: released after this step
+        if cut is not None and cut < step.s1 - 1e-15 * max(1.0, step.s1):
+            eng.n_rejected += 1
+            s_end = cut
+            h_try = cut - s0
+            continue
+        result = _apply_step(eng, step, live_states, members)
+        if result is None:
+            break
+        eng.n_rejected += 1  # batch error too large or unreachable state: cut the step
+        s_end = max(result, s0 + 1e-12 * max(1.0, s0))
+        h_try = s_end - s0
+    eng.n_steps += 1
+    if cut is not None:  # a held group reaches the end of its sliding exactly here
+        r1 = residual_weights(eng.f_dense(step, np.array([step.s1]))[0], eng.data, eng.loss)
+        _release_groups(eng, step.s1, r1, eps=max(1e-9, _release_margin(eng, step, r1)))
+    clamped = step.s1 >= s_end and h_try is not None and step.h_next < (h or 0.0)
+    return step.s1, (h if clamped and h else step.h_next)
+
+
+def _group_release_time(eng: _Engine, step: _Step, live_states: list[State]) -> float | None:
+    """Earliest time in the step where a held group's Filippov coefficient leaves (0, 1)."""
+    held_groups = [q for q, st in enumerate(live_states) if 0 in st]
+    if not held_groups:
+        return None
+
+    def margin(sv: Array) -> Array:
+        r = residual_weights(eng.f_dense(step, sv), eng.data, eng.loss)
+        cols = []
+        for q in held_groups:
+            lam = sliding_lambda(step.table, q, r)
+            cols.append(np.minimum(lam, 1.0 - lam).min(axis=1))
+        return np.stack(cols, axis=1)  # (N, groups)
+
+    nodes = step.s0 + (step.s1 - step.s0) * np.linspace(0.0, 1.0, 9)[1:]
+    mvals = margin(nodes)
+    bad = np.argwhere(mvals <= 0)
+    if bad.size == 0:
+        return None
+    first = int(bad[:, 0].min())
+    lo = step.s0 if first == 0 else float(nodes[first - 1])
+    hi = float(nodes[first])
+    best = hi
+    for c in np.unique(bad[bad[:, 0] == first, 1]):
+        def fc(x: float, c: int = int(c)) -> float:
+            return float(margin(np.array([x]))[0, c])
+
+        best = min(best, brentq(fc, lo, hi, xtol=1e-15, rtol=1e-15) if fc(lo) > 0 else lo)
+    return best
+
+
+def _release_groups(eng: _Engine, s_rel: float, r: Array, eps: float = 1e-9) -> None:
+    """Release held neurons whose Filippov coefficient is within ``eps`` of leaving (0, 1)."""
+    t_rel = math.expm1(s_rel)
+    live, gid = _states_and_groups(eng.status)
+    for q, st in enumerate(live):
+        if 0 not in st:
+            continue
+        tab = build_table([st], eng.Xr)
+        lam = sliding_lambda(tab, 0, r[None, :])[0]
+        members = np.flatnonzero(gid == q)
+        for idx, i in enumerate(tab.held[0]):
+            if lam[idx] <= eps:
+                eng.status[members, i] = -1
+                eng.events.append((t_rel, members, int(i), "slide-end"))
+            elif lam[idx] >= 1.0 - eps:
+                eng.status[members, i] = 1
+                eng.events.append((t_rel, members, int(i), "slide-end"))
+                eng.events.append((t_rel, members, int(i), "activate"))
+
+
+def _release_margin(eng: _Engine, step: _Step, r: Array) -> float:
+    """Smallest distance of a held group's Filippov coefficients to the ends of (0, 1)."""
+    out = np.inf
+    for q, st in enumerate(step.table.states):
+        if 0 in st and step.S[q].any():
+            lam = sliding_lambda(step.table, q, r[None, :])[0]
+            out = min(out, float(np.minimum(lam, 1.0 - lam).min()))
+    return out if np.isfinite(out) else 0.0
+
+
+def _check(eng: _Engine, z1: Array, zm: Array, st: NDArray[np.int8]) -> tuple[Array, Array]:
+    """Flags of boundaries crossed (N, n) and of held neurons whose a changed sign (N,)."""
+    Xr = eng.Xr
+    tol = 1e-13 * (np.linalg.norm(z1[:, 1:], axis=1) + np.linalg.norm(zm[:, 1:], axis=1))
+    h1 = (z1[:, 1:] @ Xr.T) * st
+    hm = (zm[:, 1:] @ Xr.T) * st
+    wrong = (st != 0) & ((h1 < -tol[:, None]) | (hm < -tol[:, None]))
+    hs = _held_signs(eng, st)
+    aflip = (hs != 0) & ((z1[:, 0] * hs <= 0) | (zm[:, 0] * hs <= 0))
+    return wrong, aflip
+
+
+def _held_signs(eng: _Engine, st: NDArray[np.int8]) -> NDArray[np.int64]:
+    """Required output sign of each row's held state (0 when nothing is held)."""
+    held = st == 0
+    if not held.any():
+        return np.zeros(st.shape[0], dtype=np.int64)
+    # all held points of a valid state share a label y; sign = -y
+    lab = np.where(held, -eng.y[None, :], 0.0)
+    return np.sign(lab.sum(axis=1)).astype(np.int64)
+
+
+def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
+                members: list[NDArray[np.int64]]) -> float | None:
+    """Move every live neuron to the step end, handling its events.
+
+    Returns ``None`` when the step is accepted (committed to ``eng``), or the time at
+    which it must be cut (batch error too large, or a neuron reaches a state that was
+    not integrated in this step).
+    """
+    Xr = eng.Xr
+    s0, s1 = step.s0, step.s1
+    smid = 0.5 * (s0 + s1)
+    phi1 = lorentz_project(step.phi(s1))
+    phim = step.phi(smid)
+    newZ = eng.Z.copy()
+    newstatus = eng.status.copy()
+
+    # pass 0: whole groups at once
+    ev_idx, ev_g, ev_wrong, ev_aflip = [], [], [], []
+    for q, idx in enumerate(members):
+        st_q = np.asarray(live_states[q], dtype=np.int8)
+        Zq = eng.Z[idx]
+        z1 = Zq @ phi1[q].T
+        zm = Zq @ phim[q].T
+        wrong, aflip = _check(eng, z1, zm, np.broadcast_to(st_q, (idx.size, st_q.size)))
+        ev = np.any(wrong, axis=1) | aflip
+        if step.table.held[q].size:
+            z1[:, 1:] = z1[:, 1:] @ step.table.proj[q].T  # stay exactly on the boundary
+        newZ[idx[~ev]] = z1[~ev]
+        if ev.any():
+            ev_idx.append(idx[ev])
+            ev_g.append(np.full(int(ev.sum()), q, dtype=np.int64))
+            ev_wrong.append(wrong[ev])
+            ev_aflip.append(aflip[ev])
+    if not ev_idx:
+        eng.Z, eng.status = newZ, newstatus
+        return None
+
+    # event neurons: each carries (start time, state there, group, inverse propagator)
+    todo = np.concatenate(ev_idx)
+    cur_g = np.concatenate(ev_g)
+    wrong = np.concatenate(ev_wrong)
+    aflip = np.concatenate(ev_aflip)
+    N = todo.size
+    cur_s = np.full(N, s0)
+    cur_z = eng.Z[todo].copy()
+    cur_inv = np.broadcast_to(np.eye(Xr.shape[1] + 1), (N, Xr.shape[1] + 1, Xr.shape[1] + 1))
+    cur_st = newstatus[todo].copy()
+    pending: list[tuple[float, int, int, str]] = []
+    err_tau: list[Array] = []
+    err_mag: list[Array] = []
+
+    for _ in range(_MAX_PASSES):
+        tau, which = _locate(eng, step, cur_s, cur_z, cur_g, cur_inv, cur_st, wrong, aflip)
+        eng.n_event_neurons += tau.size
+        rows = np.arange(tau.size)
+        Pt = lorentz_project(step.phi(tau)[rows, cur_g])
+        zt = np.einsum("nij,njk,nk->ni", Pt, cur_inv, cur_z)
+        r_t = residual_weights(eng.f_dense(step, tau), eng.data, eng.loss)
+        # size of the deferred change of f: |a * d/ds (beta . x_i)| at the event
+        hdot = np.zeros(tau.size)
+        for gq in np.unique(cur_g):
+            sel = np.flatnonzero((cur_g == gq) & (which >= 0))
+            if sel.size:
+                vq = np.einsum("de,ne,n,Nn->Nd", step.table.proj[gq], Xr,
+                               step.table.active[gq], r_t[sel])
+                hdot[sel] = (np.expm1(tau[sel]) + 1.0) * zt[sel, 0] * np.einsum(
+                    "nd,nd->n", vq, Xr[which[sel]])
+        err_tau.append(tau)
+        err_mag.append(np.abs(zt[:, 0] * hdot))
+        # new states and event kinds
+        st_new = cur_st.copy()
+        kinds: list[list[tuple[int, str]]] = [[] for _ in range(tau.size)]
+        for w in np.flatnonzero(which < 0):  # held neuron whose a changed sign
+            for hh in np.flatnonzero(cur_st[w] == 0):
+                st_new[w, hh] = -1
+                kinds[w].append((int(hh), "slide-end"))
+        pairs = {(tuple(int(x) for x in cur_st[u]), int(which[u]))
+                 for u in np.flatnonzero(which >= 0)}
+        for st, i in pairs:
+            sel = np.flatnonzero((which == i) & np.all(cur_st == np.asarray(st), axis=1))
+            newv = eng.classify(st, i, zt[sel, 0], r_t[sel], np.full(sel.size, st[i]))
+            st_new[sel, i] = newv
+            for w, nv in zip(sel, newv, strict=True):
+                old = st[i]
+                if nv == 0:
+                    if old == 1:
+                        kinds[w].append((i, "deactivate"))
+                    kinds[w].append((i, "slide-start"))
+                elif old == 0:
+                    kinds[w].append((i, "slide-end"))
+                    if nv == 1:
+                        kinds[w].append((i, "activate"))
+                else:
+                    kinds[w].append((i, "activate" if nv == 1 else "deactivate"))
+        # held neurons sit exactly on their boundaries from now on
+        for w in np.flatnonzero(np.any(st_new == 0, axis=1)):
+            XH = Xr[st_new[w] == 0]
+            b = zt[w, 1:]
+            zt[w, 1:] = b - XH.T @ np.linalg.lstsq(XH @ XH.T, XH @ b, rcond=None)[0]
+        new_g = np.empty(tau.size, dtype=np.int64)
+        for u in range(tau.size):
+            key = tuple(int(x) for x in st_new[u])
+            if is_dead(key):
+                new_g[u] = -1
+            elif key in step.gidx:
+                new_g[u] = step.gidx[key]
+            else:
+                return float(tau[u])  # its new state was not integrated: cut the step here
+        for u in range(tau.size):
+            t_ev = float(math.expm1(tau[u]))
+            pending.extend((t_ev, int(todo[u]), i, kind) for i, kind in kinds[u])
+        # neurons that died are final
+        dead = new_g < 0
+        newZ[todo[dead]] = zt[dead]
+        newstatus[todo[dead]] = st_new[dead]
+        keep = ~dead
+        todo, cur_s, cur_z, cur_g, cur_st = (todo[keep], tau[keep], zt[keep], new_g[keep],
+                                             st_new[keep])
+        if todo.size == 0:
+            break
+        rows = np.arange(todo.size)
+        cur_inv = np.asarray(np.linalg.inv(lorentz_project(step.phi(cur_s)[rows, cur_g])),
+                             dtype=np.float64)
+        z1 = np.einsum("nij,njk,nk->ni", phi1[cur_g], cur_inv, cur_z)
+        zm_s = 0.5 * (cur_s + s1)
+        zm = np.einsum("nij,njk,nk->ni", step.phi(zm_s)[rows, cur_g], cur_inv, cur_z)
+        wrong, aflip = _check(eng, z1, zm, cur_st)
+        ev = np.any(wrong, axis=1) | aflip
+        fin = ~ev
+        for w in np.flatnonzero(fin & np.any(cur_st == 0, axis=1)):
+            z1[w, 1:] = z1[w, 1:] @ step.table.proj[cur_g[w]].T
+        newZ[todo[fin]] = z1[fin]
+        newstatus[todo[fin]] = cur_st[fin]
+        todo, cur_s, cur_z, cur_g, cur_st, cur_inv = (todo[ev], cur_s[ev], cur_z[ev],
+                                                      cur_g[ev], cur_st[ev], cur_inv[ev])
+        wrong, aflip = wrong[ev], aflip[ev]
+        if todo.size == 0:
+            break
+    else:
+        return s0 + 0.5 * (s1 - s0)  # a neuron keeps switching inside this step: cut it
+
+    # batch error of deferring each event's effect on f to the step end
+    taus = np.concatenate(err_tau)
+    mags = np.concatenate(err_mag)
+    r1 = float(np.abs(residual_weights(eng.outputs(newZ, newstatus), eng.data,
+                                       eng.loss)).max())
+    scale = (math.expm1(s1) + 1.0) * r1 * float(np.abs(Xr).max()) ** 2
+
+    def err(sx: float) -> float:
+        mask = taus < sx
+        return float(scale * np.sum(mags[mask] * (sx - taus[mask]) ** 2) / 2)
+
+    tol = 0.5 * eng.rtol
+    if err(s1) > tol:
+        lo, hi = float(taus.min()), s1
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if err(mid) > tol else (mid, hi)
+        return lo if lo > s0 else s0 + 0.5 * (s1 - s0)
+
+    eng.Z, eng.status = newZ, newstatus
+    eng.events.extend((t_ev, np.array([k]), i, kind) for t_ev, k, i, kind in pending)
+    return None
+
+
+def _locate(eng: _Engine, step: _Step, cur_s: Array, cur_z: Array, cur_g: NDArray[np.int64],
+            cur_inv: Array, cur_st: NDArray[np.int8], wrong: NDArray[Any],
+            aflip: NDArray[Any]) -> tuple[Array, NDArray[np.int64]]:
+    """Earliest event time of each flagged neuron and its boundary (-1: sign change of a)."""
+    Xr = eng.Xr
+    N = cur_s.size
+    n = Xr.shape[0]
+    rows = np.arange(N)
+    hs = _held_signs(eng, cur_st)
+    cand = np.column_stack([wrong, aflip])
+    scale = np.linalg.norm(cur_z[:, 1:], axis=1)
+
+    def values(sv: Array) -> Array:
+        """(N, n+1) event functions, positive before the event."""
+        z = np.einsum("nij,njk,nk->ni", step.phi(sv)[rows, cur_g], cur_inv, cur_z)
+        hv = (z[:, 1:] @ Xr.T) * cur_st
+        av = z[:, 0] * hs
+        vals = np.column_stack([hv, av])
+        return np.where(cand, vals, np.inf)
+
+    # bracket the first crossing on a 16-point grid, then bisect to full precision
+    K = 16
+    frac = np.arange(1, K + 1) / K
+    lo = cur_s.copy()
+    hi = np.full(N, step.s1)
+    found = np.zeros(N, dtype=bool)
+    for k in range(K):
+        sk = cur_s + (step.s1 - cur_s) * frac[k]
+        bad = (np.min(values(sk), axis=1) < -1e-13 * scale) & ~found
+        hi = np.where(bad, sk, hi)
+        found |= bad
+        lo = np.where(~found, sk, lo)
+    lo = np.minimum(lo, hi)
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        neg = np.min(values(mid), axis=1) < 0
+        hi = np.where(neg, mid, hi)
+        lo = np.where(neg, lo, mid)
+        if np.all(hi - lo <= 2e-16 * np.maximum(1.0, np.abs(hi))):
+            break
+    which = np.argmin(values(hi), axis=1)
+    which = np.where(which == n, -1, which)
+    return hi, which.astype(np.int64)

@@ -63,7 +63,9 @@ class Params:
         if aa.shape[0] < 1:
             raise ValueError("a must hold at least one neuron (m >= 1)")
         if BB.shape[0] != aa.shape[0]:
-            raise ValueError(f"B must have shape (m, d) with m = len(a) = {aa.shape[0]}, got {BB.shape}")
+            raise ValueError(
+                f"B must have shape (m, d) with m = len(a) = {aa.shape[0]}, got {BB.shape}"
+            )
         object.__setattr__(self, "a", aa)
         object.__setattr__(self, "B", BB)
 

@@ -110,7 +110,7 @@ class Trajectory:
         return np.sum(self.a**2, axis=1) + np.einsum("tkd,tkd->t", self.B, self.B)
 
     def normalized_margin(self) -> Array:
-        r""":math:`\min_i y_i f(x_i) / \lVert\theta\rVert^2` per recorded time (all neurons recorded)."""
+        r""":math:`\min_i y_i f(x_i) / \lVert\theta\rVert^2` per recorded time (all neurons)."""
         marg = np.min(self.f * self.data.y[None, :], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return marg / self.sq_norm()
