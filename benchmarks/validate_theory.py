@@ -31,6 +31,8 @@ from reluflow import theory as th
 
 ROOT = Path(__file__).resolve().parent.parent
 T_MAX = 1e30
+#: Text below this line in THEORY.md is hand-written and kept when the tables are rewritten.
+NOTES_MARKER = "<!-- discussion (hand-written, kept on regeneration) -->"
 
 
 def time_grid(data: TwoPointData, kappa: float, n_lin: int) -> np.ndarray:
@@ -145,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     raw.write_text(json.dumps(runs, indent=0) + "\n", encoding="utf-8")
     cmd = "python benchmarks/validate_theory.py" + " ".join([""] + (argv or sys.argv[1:]))
     text = report(runs, kappas, deltas, ps, seeds, args, total, cmd)
-    Path(args.out).write_text(text, encoding="utf-8")
+    out = Path(args.out)
+    if out.is_file():  # keep the hand-written discussion below the marker
+        old = out.read_text(encoding="utf-8")
+        if NOTES_MARKER in old:
+            text += "\n" + NOTES_MARKER + old.split(NOTES_MARKER, 1)[1]
+    out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} and {raw} ({total:.0f}s)")
     return 0
 

@@ -97,13 +97,14 @@ def test_fate_boundaries_other_regimes() -> None:
 
 
 #: Configurations for the simulated fate: main regime, mirror and mu-plus-only.
-FATE_CONFIGS = [(0.3, 0.7, 0), (0.5, 0.6, 1), (0.2, 0.8, 2), (0.3, 0.3, 3), (1.0, 0.6, 4)]
+FATE_CONFIGS = [(0.3, 0.7, 0, 2), (0.5, 0.6, 1, 2), (0.2, 0.8, 2, 2), (0.3, 0.3, 3, 2),
+                (1.0, 0.6, 4, 2), (0.3, 0.7, 5, 4)]
 
 
-@pytest.mark.parametrize(("delta", "p", "seed"), FATE_CONFIGS)
-def test_fate_matches_exact_flow(delta: float, p: float, seed: int) -> None:
-    data = TwoPointData(delta, p)
-    params = init_network(300, 2, 1e-8, seed=seed)
+@pytest.mark.parametrize(("delta", "p", "seed", "dim"), FATE_CONFIGS)
+def test_fate_matches_exact_flow(delta: float, p: float, seed: int, dim: int) -> None:
+    data = TwoPointData(delta, p, d=dim)
+    params = init_network(300, dim, 1e-8, seed=seed)
     traj = gradient_flow(params, data, 1e4)
     pred = th.fate(data, params)
     sim = ph.simulated_fate(traj, data)

@@ -475,6 +475,10 @@ def detect_phases(
     (:math:`4\gamma(t)\,t\log t\,L(t)` at the end, :math:`\to 1` by
     :func:`reluflow.theory.phase4_loss`), and the corresponding ``*_theory`` predictions.
 
+    The times are only as precise as the recorded grid: pass a dense ``times`` (e.g. linear
+    over the first three phases) to :func:`reluflow.gradient_flow`; on a coarse log grid two
+    events can fall in the same interval.
+
     For a general :class:`~reluflow.Dataset` (not two-point) only ``t_escape`` and
     ``t_phase4`` (after ``t_escape``) are defined; the others are ``None``.
     """
