@@ -55,7 +55,7 @@ from reluflow._groups import (
 )
 from reluflow.data import Dataset
 from reluflow.network import Params, loss_value, residual_weights
-from reluflow.trajectory import Trajectory, default_times, make_events
+from reluflow.trajectory import EVENT_DTYPE, Trajectory, default_times
 
 __all__ = ["gradient_flow"]
 
@@ -85,6 +85,28 @@ class _Step:
             return np.asarray(y).reshape(g, D1, D1)
         return np.asarray(y).T.reshape(-1, g, D1, D1)
 
+    def phi_of(self, s: Array, grp: NDArray[np.int64]) -> Array:
+        """Propagator of group ``grp[u]`` at time ``s[u]`` for each u: (N, D1, D1).
+
+        Evaluates the DOP853 dense-output polynomial only on the rows of the groups
+        asked for (same formula as :class:`scipy.integrate.DenseOutput` there).
+        """
+        D1 = self.S.shape[-1]
+        k = D1 * D1
+        sol = self.sol
+        out = np.empty((s.size, k))
+        x = ((s - sol.t_old) / sol.h)[:, None]
+        for q in np.unique(grp):
+            sel = grp == q
+            cols = slice(q * k, (q + 1) * k)
+            xq = x[sel]
+            y = np.zeros((xq.shape[0], k))
+            for i, f in enumerate(reversed(sol.F)):
+                y += f[cols]
+                y *= xq if i % 2 == 0 else 1 - xq
+            out[sel] = y + sol.y_old[cols]
+        return out.reshape(s.size, D1, D1)
+
 
 @dataclass
 class _Engine:
@@ -96,7 +118,7 @@ class _Engine:
     Z: Array  # (m, D1)
     perp2: Array  # (m,) frozen squared norm of b outside the data span
     status: NDArray[np.int8]  # (m, n)
-    events: list[tuple[float, NDArray[np.int64], int, str]] = field(default_factory=list)
+    events: list[tuple[Array, NDArray[np.int64], int, str]] = field(default_factory=list)
     n_steps: int = 0
     n_rejected: int = 0
     n_event_neurons: int = 0
@@ -324,13 +346,19 @@ def gradient_flow(
             record(j)
             j += 1
 
-    ev_rows: list[tuple[float, int, int, str]] = []
-    if record_events:
+    events = np.zeros(0, dtype=EVENT_DTYPE)
+    if record_events and eng.events:
+        events = np.zeros(sum(ks.size for _, ks, _, _ in eng.events), dtype=EVENT_DTYPE)
+        pos = 0
         for te, ks, i, kind in eng.events:
-            ev_rows.extend((te, int(k), i, kind) for k in ks)
+            sl = slice(pos, pos + ks.size)
+            events["t"][sl], events["neuron"][sl] = te, ks
+            events["index"][sl], events["kind"][sl] = i, kind
+            pos += ks.size
+        events = events[np.lexsort((events["neuron"], events["t"]))]
     return Trajectory(
         t=tgrid.copy(), loss=out_loss, f=out_f, a=out_a, B=out_B, pattern=out_pat,
-        events=make_events(ev_rows), drift=out_drift, neurons=rec, data=data, loss_name=loss,
+        events=events, drift=out_drift, neurons=rec, data=data, loss_name=loss,
         info={"method": "gradient_flow", "rtol": rt, "steps": eng.n_steps,
               "rejected_steps": eng.n_rejected, "event_neurons": eng.n_event_neurons,
               "data_rank": D, "wall_time": time.perf_counter() - start},
@@ -377,12 +405,27 @@ def _decode(code: int, n: int) -> State:
     return tuple(out)
 
 
+def _groups_now(eng: _Engine) -> tuple[list[State], NDArray[np.int64],
+                                        list[NDArray[np.int64]], Array]:
+    """Live states, group index per neuron, members of each group and second moments."""
+    live_states, gid = _states_and_groups(eng.status)
+    members = [np.flatnonzero(gid == q) for q in range(len(live_states))]
+    D1 = eng.Z.shape[1]
+    S = np.zeros((len(live_states), D1, D1))
+    for q, idx in enumerate(members):
+        S[q] = eng.Z[idx].T @ eng.Z[idx]
+    return live_states, gid, members, S
+
+
 def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple[float, float]:
     """Take one accepted step from ``s0`` toward ``s_target``; returns (s_new, next h)."""
+    live_states, gid, members, S = _groups_now(eng)
     # held groups whose sliding condition fails here are released before stepping
-    r0 = residual_weights(eng.outputs(eng.Z, eng.status), eng.data, eng.loss)
-    _release_groups(eng, s0, r0)
-    live_states, gid = _states_and_groups(eng.status)
+    tab_live = build_table(live_states, eng.Xr)
+    f0 = np.einsum("gd,nd,gn->n", S[: len(live_states), 0, 1:], eng.Xr, tab_live.active)
+    r0 = residual_weights(f0, eng.data, eng.loss)
+    if _release_groups(eng, s0, r0, live_states, gid):
+        live_states, gid, members, S = _groups_now(eng)
     if not live_states:  # every neuron is dead: nothing moves any more
         return s_target, h or 1.0
     groups = list(live_states)
@@ -391,10 +434,9 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
             if nb not in groups:
                 groups.append(nb)
     D1 = eng.Z.shape[1]
-    S = np.zeros((len(groups), D1, D1))
-    members = [np.flatnonzero(gid == q) for q in range(len(live_states))]
-    for q, idx in enumerate(members):
-        S[q] = eng.Z[idx].T @ eng.Z[idx]
+    S_all = np.zeros((len(groups), D1, D1))
+    S_all[: len(live_states)] = S
+    S = S_all
 
     s_end = s_target
     h_try = h
@@ -417,7 +459,9 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
     eng.n_steps += 1
     if cut is not None:  # a held group reaches the end of its sliding exactly here
         r1 = residual_weights(eng.f_dense(step, np.array([step.s1]))[0], eng.data, eng.loss)
-        _release_groups(eng, step.s1, r1, eps=max(1e-9, _release_margin(eng, step, r1)))
+        live_states, gid, _, _ = _groups_now(eng)
+        _release_groups(eng, step.s1, r1, live_states, gid,
+                        eps=max(1e-9, _release_margin(eng, step, r1)))
     clamped = step.s1 >= s_end and h_try is not None and step.h_next < (h or 0.0)
     return step.s1, (h if clamped and h else step.h_next)
 
@@ -453,24 +497,34 @@ def _group_release_time(eng: _Engine, step: _Step, live_states: list[State]) -> 
     return best
 
 
-def _release_groups(eng: _Engine, s_rel: float, r: Array, eps: float = 1e-9) -> None:
-    """Release held neurons whose Filippov coefficient is within ``eps`` of leaving (0, 1)."""
+def _release_groups(eng: _Engine, s_rel: float, r: Array, live: list[State],
+                    gid: NDArray[np.int64], eps: float = 1e-9) -> bool:
+    """Release held neurons whose Filippov coefficient is within ``eps`` of leaving (0, 1).
+
+    Returns whether any neuron was released.
+    """
     t_rel = math.expm1(s_rel)
-    live, gid = _states_and_groups(eng.status)
+    released = False
     for q, st in enumerate(live):
         if 0 not in st:
             continue
         tab = build_table([st], eng.Xr)
         lam = sliding_lambda(tab, 0, r[None, :])[0]
+        if np.all((lam > eps) & (lam < 1.0 - eps)):
+            continue
         members = np.flatnonzero(gid == q)
+        t_arr = np.full(members.size, t_rel)
         for idx, i in enumerate(tab.held[0]):
             if lam[idx] <= eps:
                 eng.status[members, i] = -1
-                eng.events.append((t_rel, members, int(i), "slide-end"))
+                eng.events.append((t_arr, members, int(i), "slide-end"))
+                released = True
             elif lam[idx] >= 1.0 - eps:
                 eng.status[members, i] = 1
-                eng.events.append((t_rel, members, int(i), "slide-end"))
-                eng.events.append((t_rel, members, int(i), "activate"))
+                eng.events.append((t_arr, members, int(i), "slide-end"))
+                eng.events.append((t_arr, members, int(i), "activate"))
+                released = True
+    return released
 
 
 def _release_margin(eng: _Engine, step: _Step, r: Array) -> float:
@@ -552,7 +606,7 @@ def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
     cur_z = eng.Z[todo].copy()
     cur_inv = np.broadcast_to(np.eye(Xr.shape[1] + 1), (N, Xr.shape[1] + 1, Xr.shape[1] + 1))
     cur_st = newstatus[todo].copy()
-    pending: list[tuple[float, int, int, str]] = []
+    pending: list[tuple[Array, NDArray[np.int64], int, str]] = []
     err_tau: list[Array] = []
     err_mag: list[Array] = []
 
@@ -576,46 +630,45 @@ def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
         err_mag.append(np.abs(zt[:, 0] * hdot))
         # new states and event kinds
         st_new = cur_st.copy()
-        kinds: list[list[tuple[int, str]]] = [[] for _ in range(tau.size)]
-        for w in np.flatnonzero(which < 0):  # held neuron whose a changed sign
-            for hh in np.flatnonzero(cur_st[w] == 0):
-                st_new[w, hh] = -1
-                kinds[w].append((int(hh), "slide-end"))
-        pairs = {(tuple(int(x) for x in cur_st[u]), int(which[u]))
-                 for u in np.flatnonzero(which >= 0)}
-        for st, i in pairs:
-            sel = np.flatnonzero((which == i) & np.all(cur_st == np.asarray(st), axis=1))
-            newv = eng.classify(st, i, zt[sel, 0], r_t[sel], np.full(sel.size, st[i]))
-            st_new[sel, i] = newv
-            for w, nv in zip(sel, newv, strict=True):
+        flip = np.flatnonzero(which < 0)  # held neurons whose a changed sign
+        for hh in range(Xr.shape[0]):
+            sel = flip[cur_st[flip, hh] == 0]
+            st_new[sel, hh] = -1
+            pending.append((tau[sel], todo[sel], hh, "slide-end"))
+        codes_old = _encode(cur_st)
+        for i in range(Xr.shape[0]):
+            on_i = which == i
+            for code in np.unique(codes_old[on_i]):
+                sel = np.flatnonzero(on_i & (codes_old == code))
+                st = _decode(int(code), Xr.shape[0])
+                newv = eng.classify(st, i, zt[sel, 0], r_t[sel], np.full(sel.size, st[i]))
+                st_new[sel, i] = newv
                 old = st[i]
-                if nv == 0:
-                    if old == 1:
-                        kinds[w].append((i, "deactivate"))
-                    kinds[w].append((i, "slide-start"))
-                elif old == 0:
-                    kinds[w].append((i, "slide-end"))
-                    if nv == 1:
-                        kinds[w].append((i, "activate"))
-                else:
-                    kinds[w].append((i, "activate" if nv == 1 else "deactivate"))
-        # held neurons sit exactly on their boundaries from now on
-        for w in np.flatnonzero(np.any(st_new == 0, axis=1)):
-            XH = Xr[st_new[w] == 0]
-            b = zt[w, 1:]
-            zt[w, 1:] = b - XH.T @ np.linalg.lstsq(XH @ XH.T, XH @ b, rcond=None)[0]
-        new_g = np.empty(tau.size, dtype=np.int64)
-        for u in range(tau.size):
-            key = tuple(int(x) for x in st_new[u])
-            if is_dead(key):
-                new_g[u] = -1
-            elif key in step.gidx:
-                new_g[u] = step.gidx[key]
+                if old == 1:
+                    pending.append((tau[sel[newv != 1]], todo[sel[newv != 1]], i, "deactivate"))
+                if old == -1:
+                    pending.append((tau[sel[newv == 1]], todo[sel[newv == 1]], i, "activate"))
+                if old == 0:
+                    pending.append((tau[sel], todo[sel], i, "slide-end"))
+                    pending.append((tau[sel[newv == 1]], todo[sel[newv == 1]], i, "activate"))
+                pending.append((tau[sel[newv == 0]], todo[sel[newv == 0]], i, "slide-start"))
+        # group of each neuron's new state (-1: dead); a state not integrated cuts the step
+        codes_new = _encode(st_new)
+        lut = {int(_encode(np.asarray([k], dtype=np.int8))[0]): q for k, q in step.gidx.items()}
+        new_g = np.full(tau.size, -2, dtype=np.int64)
+        for code in np.unique(codes_new):
+            sel = codes_new == code
+            if is_dead(_decode(int(code), Xr.shape[0])):
+                new_g[sel] = -1
+            elif int(code) in lut:
+                new_g[sel] = lut[int(code)]
             else:
-                return float(tau[u])  # its new state was not integrated: cut the step here
-        for u in range(tau.size):
-            t_ev = float(math.expm1(tau[u]))
-            pending.extend((t_ev, int(todo[u]), i, kind) for i, kind in kinds[u])
+                return float(tau[sel].min())
+        # held neurons sit exactly on their boundaries from now on
+        held_rows = np.flatnonzero((new_g >= 0) & np.any(st_new == 0, axis=1))
+        if held_rows.size:
+            zt[held_rows, 1:] = np.einsum("nde,ne->nd", step.table.proj[new_g[held_rows]],
+                                          zt[held_rows, 1:])
         # neurons that died are final
         dead = new_g < 0
         newZ[todo[dead]] = zt[dead]
@@ -649,7 +702,7 @@ def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
     # batch error of deferring each event's effect on f to the step end
     taus = np.concatenate(err_tau)
     mags = np.concatenate(err_mag)
-    r1 = float(np.abs(residual_weights(eng.outputs(newZ, newstatus), eng.data,
+    r1 = float(np.abs(residual_weights(eng.f_dense(step, np.array([s1]))[0], eng.data,
                                        eng.loss)).max())
     scale = (math.expm1(s1) + 1.0) * r1 * float(np.abs(Xr).max()) ** 2
 
@@ -666,50 +719,88 @@ def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
         return lo if lo > s0 else s0 + 0.5 * (s1 - s0)
 
     eng.Z, eng.status = newZ, newstatus
-    eng.events.extend((t_ev, np.array([k]), i, kind) for t_ev, k, i, kind in pending)
+    eng.events.extend((np.expm1(tau_ev), ks, i, kind) for tau_ev, ks, i, kind in pending
+                      if ks.size)
     return None
+
+
+_CHEB = 0.5 - 0.5 * np.cos(np.pi * (np.arange(8) + 0.5) / 8)  # nodes on [0, 1]
+_VINV = np.linalg.inv(np.vander(_CHEB, 8, increasing=True))
 
 
 def _locate(eng: _Engine, step: _Step, cur_s: Array, cur_z: Array, cur_g: NDArray[np.int64],
             cur_inv: Array, cur_st: NDArray[np.int8], wrong: NDArray[Any],
             aflip: NDArray[Any]) -> tuple[Array, NDArray[np.int64]]:
-    """Earliest event time of each flagged neuron and its boundary (-1: sign change of a)."""
+    """Earliest event time of each flagged neuron and its boundary (-1: sign change of a).
+
+    The DOP853 dense output is a polynomial of degree 7 in :math:`x = (s - s_0)/h`, so
+    each event function (``s_i (beta . x_i)`` for a non-held point, ``s a`` for a held
+    neuron; positive before the event) is too: its coefficients come from 8 Chebyshev
+    samples.  The first sign change is bracketed on a 64-point grid from the neuron's
+    current time and refined by safeguarded Newton iterations on the polynomial.
+    """
     Xr = eng.Xr
     N = cur_s.size
     n = Xr.shape[0]
-    rows = np.arange(N)
-    hs = _held_signs(eng, cur_st)
+    h = step.s1 - step.s0
+    hs = _held_signs(eng, cur_st).astype(np.float64)
+    W = np.zeros((N, n + 1, Xr.shape[1] + 1))
+    W[:, :n, 1:] = cur_st[:, :, None] * Xr[None, :, :]
+    W[:, n, 0] = hs
     cand = np.column_stack([wrong, aflip])
-    scale = np.linalg.norm(cur_z[:, 1:], axis=1)
+    vals = np.empty((8, N, n + 1))
+    for j, xj in enumerate(_CHEB):
+        sj = np.full(N, step.s0 + xj * h)
+        z = np.einsum("nij,njk,nk->ni", step.phi_of(sj, cur_g), cur_inv, cur_z)
+        vals[j] = np.einsum("nci,ni->nc", W, z)
+    coef = np.einsum("kj,jnc->nck", _VINV, vals)  # (N, n+1, 8), increasing powers
+    u, c = np.nonzero(cand)
+    C = coef[u, c]  # (P, 8)
+    x0 = np.clip((cur_s[u] - step.s0) / h, 0.0, 1.0)
+    tol = 1e-13 * np.linalg.norm(cur_z[u, 1:], axis=1) + 1e-300
 
-    def values(sv: Array) -> Array:
-        """(N, n+1) event functions, positive before the event."""
-        z = np.einsum("nij,njk,nk->ni", step.phi(sv)[rows, cur_g], cur_inv, cur_z)
-        hv = (z[:, 1:] @ Xr.T) * cur_st
-        av = z[:, 0] * hs
-        vals = np.column_stack([hv, av])
-        return np.where(cand, vals, np.inf)
+    def poly(xv: Array) -> Array:
+        out = np.zeros_like(xv)
+        for k in range(7, -1, -1):
+            out = out * xv + C[:, k : k + 1] if xv.ndim == 2 else out * xv + C[:, k]
+        return out
 
-    # bracket the first crossing on a 16-point grid, then bisect to full precision
-    K = 16
-    frac = np.arange(1, K + 1) / K
-    lo = cur_s.copy()
-    hi = np.full(N, step.s1)
-    found = np.zeros(N, dtype=bool)
-    for k in range(K):
-        sk = cur_s + (step.s1 - cur_s) * frac[k]
-        bad = (np.min(values(sk), axis=1) < -1e-13 * scale) & ~found
-        hi = np.where(bad, sk, hi)
-        found |= bad
-        lo = np.where(~found, sk, lo)
-    lo = np.minimum(lo, hi)
-    for _ in range(64):
-        mid = 0.5 * (lo + hi)
-        neg = np.min(values(mid), axis=1) < 0
-        hi = np.where(neg, mid, hi)
-        lo = np.where(neg, lo, mid)
-        if np.all(hi - lo <= 2e-16 * np.maximum(1.0, np.abs(hi))):
+    G = 64
+    grid = x0[:, None] + (1.0 - x0)[:, None] * (np.arange(G + 1) / G)[None, :]
+    pg = poly(grid)
+    neg = pg < -tol[:, None]
+    has = neg.any(axis=1)
+    first = np.where(has, np.argmax(neg, axis=1), G)
+    xb = grid[np.arange(u.size), first]
+    xa = grid[np.arange(u.size), np.maximum(first - 1, 0)]
+    fa = poly(xa)
+    fb = poly(xb)
+    dC = C[:, 1:] * np.arange(1, 8)[None, :]
+    x = np.where(fa - fb > 0, xa + fa * (xb - xa) / np.where(fa - fb > 0, fa - fb, 1.0), xb)
+    for _ in range(50):
+        fx = poly(x)
+        dfx = np.zeros_like(x)
+        for k in range(6, -1, -1):
+            dfx = dfx * x + dC[:, k]
+        # keep the bracket [xa, xb] with f(xa) >= 0 > f(xb)
+        below = fx < 0
+        xb = np.where(below, x, xb)
+        xa = np.where(below, xa, x)
+        xn = x - fx / np.where(dfx != 0, dfx, np.inf)
+        bad = ~((xn > xa) & (xn < xb))
+        xn = np.where(bad, 0.5 * (xa + xb), xn)
+        if np.all(np.abs(xn - x) <= 1e-16 * np.maximum(1.0, np.abs(x))):
+            x = xn
             break
-    which = np.argmin(values(hi), axis=1)
+        x = xn
+    # no sign change on the grid (a tolerance-level flag): event at the end of the step
+    x = np.where(has, np.maximum(x, x0), 1.0)
+    s_ev = step.s0 + x * h
+    order = np.lexsort((s_ev, u))
+    firsts = order[np.r_[True, u[order][1:] != u[order][:-1]]]
+    tau = np.full(N, step.s1)
+    which = np.full(N, -1, dtype=np.int64)
+    tau[u[firsts]] = np.minimum(s_ev[firsts], step.s1)
+    which[u[firsts]] = c[firsts]
     which = np.where(which == n, -1, which)
-    return hi, which.astype(np.int64)
+    return tau, which
