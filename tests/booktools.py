@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import os
 import re
 import subprocess
@@ -131,10 +130,6 @@ def glued_numbers(nb: dict[str, Any]) -> dict[str, float]:
         for key, out in glued_outputs(nb).items()
         if GLUE_METADATA_KEY in out.get("metadata", {})
     }
-
-
-def is_finite_number(x: float) -> bool:
-    return isinstance(x, float) and math.isfinite(x)
 
 
 def build_book(output_dir: Path, *, fast: bool) -> subprocess.CompletedProcess[str]:
