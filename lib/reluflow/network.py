@@ -182,9 +182,11 @@ def log_loss(f: ArrayLike, data: Dataset, loss: str = "exp") -> float:
         terms = logw - z
     else:
         # log(log(1 + e^{-z})), stable on both tails
-        sp = np.logaddexp(0.0, -z)
+        big = z > 30  # log(1 + e^{-z}) = e^{-z}(1 - e^{-z}/2 + ...): use its log directly
+        zb = np.where(big, z, 30.0)
+        sp = np.logaddexp(0.0, -np.where(big, 0.0, z))
         with np.errstate(divide="ignore"):
-            terms = logw + np.where(z > 30, -z + np.log1p(-0.5 * np.exp(-z)), np.log(sp))
+            terms = logw + np.where(big, -zb + np.log1p(-0.5 * np.exp(-zb)), np.log(sp))
     return float(logsumexp(terms))
 
 
