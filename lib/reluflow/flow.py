@@ -118,6 +118,7 @@ class _Engine:
     Z: Array  # (m, D1)
     perp2: Array  # (m,) frozen squared norm of b outside the data span
     status: NDArray[np.int8]  # (m, n)
+    alive: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     events: list[tuple[Array, NDArray[np.int64], int, str]] = field(default_factory=list)
     n_steps: int = 0
     n_rejected: int = 0
@@ -205,15 +206,6 @@ class _Engine:
                      S, solver.dense_output(), float(solver.h_abs))
 
 
-def _group_moments(Z: Array, gid: NDArray[np.int64], g: int) -> Array:
-    D1 = Z.shape[1]
-    S = np.zeros((g, D1, D1))
-    for k in range(g):
-        Zk = Z[gid == k]
-        S[k] = Zk.T @ Zk
-    return S
-
-
 def gradient_flow(
     params: Params,
     data: Dataset,
@@ -284,7 +276,8 @@ def gradient_flow(
     Z = np.column_stack([params.a, beta])
     eng = _Engine(data=data, loss=loss, rtol=rt, Xr=Xr, y=data.y.astype(np.float64), Z=Z,
                   perp2=np.einsum("kd,kd->k", B_perp, B_perp),
-                  status=np.zeros((params.m, data.n), dtype=np.int8))
+                  status=np.zeros((params.m, data.n), dtype=np.int8),
+                  alive=np.arange(params.m, dtype=np.int64))
     c0 = Z[:, 0] ** 2 - np.einsum("kd,kd->k", Z[:, 1:], Z[:, 1:]) - eng.perp2
 
     # ---- initial states (neurons born on a boundary are classified by the flow there)
@@ -405,27 +398,32 @@ def _decode(code: int, n: int) -> State:
     return tuple(out)
 
 
-def _groups_now(eng: _Engine) -> tuple[list[State], NDArray[np.int64],
-                                        list[NDArray[np.int64]], Array]:
-    """Live states, group index per neuron, members of each group and second moments."""
-    live_states, gid = _states_and_groups(eng.status)
-    members = [np.flatnonzero(gid == q) for q in range(len(live_states))]
+def _groups_now(eng: _Engine) -> tuple[list[State], list[NDArray[np.int64]], Array]:
+    """Live states, the neurons of each and their second moments.
+
+    Dead neurons (active on no point, held on none) never move again: they are dropped
+    from :attr:`_Engine.alive` for good, so later steps cost nothing for them.
+    """
+    live_states, gid = _states_and_groups(eng.status[eng.alive])
+    eng.alive = eng.alive[gid >= 0]
+    gid = gid[gid >= 0]
+    members = [eng.alive[gid == q] for q in range(len(live_states))]
     D1 = eng.Z.shape[1]
     S = np.zeros((len(live_states), D1, D1))
     for q, idx in enumerate(members):
         S[q] = eng.Z[idx].T @ eng.Z[idx]
-    return live_states, gid, members, S
+    return live_states, members, S
 
 
 def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple[float, float]:
     """Take one accepted step from ``s0`` toward ``s_target``; returns (s_new, next h)."""
-    live_states, gid, members, S = _groups_now(eng)
+    live_states, members, S = _groups_now(eng)
     # held groups whose sliding condition fails here are released before stepping
     tab_live = build_table(live_states, eng.Xr)
     f0 = np.einsum("gd,nd,gn->n", S[: len(live_states), 0, 1:], eng.Xr, tab_live.active)
     r0 = residual_weights(f0, eng.data, eng.loss)
-    if _release_groups(eng, s0, r0, live_states, gid):
-        live_states, gid, members, S = _groups_now(eng)
+    if _release_groups(eng, s0, r0, live_states, members):
+        live_states, members, S = _groups_now(eng)
     if not live_states:  # every neuron is dead: nothing moves any more
         return s_target, h or 1.0
     groups = list(live_states)
@@ -459,8 +457,8 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
     eng.n_steps += 1
     if cut is not None:  # a held group reaches the end of its sliding exactly here
         r1 = residual_weights(eng.f_dense(step, np.array([step.s1]))[0], eng.data, eng.loss)
-        live_states, gid, _, _ = _groups_now(eng)
-        _release_groups(eng, step.s1, r1, live_states, gid,
+        live_states, members, _ = _groups_now(eng)
+        _release_groups(eng, step.s1, r1, live_states, members,
                         eps=max(1e-9, _release_margin(eng, step, r1)))
     clamped = step.s1 >= s_end and h_try is not None and step.h_next < (h or 0.0)
     return step.s1, (h if clamped and h else step.h_next)
@@ -498,7 +496,7 @@ def _group_release_time(eng: _Engine, step: _Step, live_states: list[State]) -> 
 
 
 def _release_groups(eng: _Engine, s_rel: float, r: Array, live: list[State],
-                    gid: NDArray[np.int64], eps: float = 1e-9) -> bool:
+                    members_of: list[NDArray[np.int64]], eps: float = 1e-9) -> bool:
     """Release held neurons whose Filippov coefficient is within ``eps`` of leaving (0, 1).
 
     Returns whether any neuron was released.
@@ -512,7 +510,7 @@ def _release_groups(eng: _Engine, s_rel: float, r: Array, live: list[State],
         lam = sliding_lambda(tab, 0, r[None, :])[0]
         if np.all((lam > eps) & (lam < 1.0 - eps)):
             continue
-        members = np.flatnonzero(gid == q)
+        members = members_of[q]
         t_arr = np.full(members.size, t_rel)
         for idx, i in enumerate(tab.held[0]):
             if lam[idx] <= eps:
