@@ -37,7 +37,11 @@ from booktools import (
 )
 
 #: Extra parameter sets per notebook (stem -> list of overrides); FAST=True is implied.
-EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {}
+EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
+    # mirror regime (p cos(delta) <= 1 - p): the chapter's roles are exchanged
+    "phase3_plateau_escape": [{"DELTA": 0.5, "P": 0.3, "KAPPA": 1e-8, "SEED": 2}],
+    "phase4_convergence": [{"DELTA": 0.5, "P": 0.8, "KAPPA": 1e-4, "SEED": 3}],
+}
 
 #: Per-cell timeout of a papermill run, seconds: a guard against a hung kernel only.
 CELL_TIMEOUT = 600
