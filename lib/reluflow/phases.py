@@ -32,12 +32,15 @@ __all__ = [
     "PHASE_TIMES",
     "GroupStats",
     "PhaseReport",
+    "condensation_rates",
     "detect_phases",
     "effective_directions",
     "group_stats",
     "max_margin_distance",
     "normalized_margin",
     "simulated_fate",
+    "sliding_growth_rates",
+    "target_angles",
 ]
 
 Array = NDArray[np.float64]
@@ -343,6 +346,133 @@ def simulated_fate(
     out[~alive_end] = "die"
     out[~alive0] = "dead"
     return out
+
+
+def target_angles(traj: Trajectory, data: TwoPointData) -> Array:
+    r"""Angle (rad, in :math:`\mathbb R^d`) between each :math:`b_k(t)` and :math:`s_k\mu`.
+
+    :math:`s_k = \operatorname{sign} a_k(0)`; computed as
+    :math:`\psi = \operatorname{atan2}(\lVert b - (b^\top\hat m)\hat m\rVert,\ b^\top\hat m)`
+    with :math:`\hat m = s_k\mu/\lVert\mu\rVert`, which stays accurate for tiny angles
+    (unlike ``arccos``).  Compare with :func:`reluflow.theory.condensation_angle`.
+
+    Returns
+    -------
+    ndarray, shape (T, m_rec)
+        ``nan`` where :math:`b_k = 0` or :math:`a_k(0) = 0`.
+    """
+    traj, d = _check(traj, data)
+    m = th.mu(d)
+    nm = float(np.linalg.norm(m))
+    if not nm > 0:
+        raise ValueError("data has mu = 0 (p = 1/2 and delta = 0?): no target direction")
+    s = np.sign(traj.a[0])
+    tgt = s[:, None] * (m / nm)[None, :]  # (m, d)
+    B = traj.B
+    along = np.einsum("tkd,kd->tk", B, tgt)
+    perp = np.linalg.norm(B - along[..., None] * tgt[None], axis=2)
+    out = np.arctan2(perp, along)
+    bad = (np.linalg.norm(B, axis=2) == 0) | (s == 0)[None, :]
+    return np.asarray(np.where(bad, np.nan, out), dtype=np.float64)
+
+
+def condensation_rates(
+    traj: Trajectory,
+    data: TwoPointData,
+    *,
+    f_tol: float = 1e-3,
+    min_angle: float = 1e-6,
+    min_samples: int = 5,
+) -> Array:
+    r"""Measured rate at which each neuron closes in on :math:`\operatorname{sign}(a_k)\mu`.
+
+    For every recorded neuron, the least-squares slope :math:`-\hat\lambda_k` of
+    :math:`\log\tan(\psi_k/2)` against :math:`t` (:math:`\psi_k` from
+    :func:`target_angles`) over the longest run of consecutive recorded times at which
+    the neuron is active on both points (pattern +1 on both), the outputs are small
+    compared with the angle, :math:`\max_i|f(x_i)| \le` ``f_tol`` :math:`\cdot\,\psi_k`
+    (the driving vector :math:`\sum_i r_i y_i x_i` differs from :math:`\mu` by
+    :math:`O(|f|)`, which shifts the angle by that much), and :math:`\psi_k \ge`
+    ``min_angle`` (below, rounding dominates).  This book's Phase-I derivation
+    (:func:`reluflow.theory.condensation_angle`) predicts
+    :math:`\hat\lambda_k = \lVert\mu\rVert` for every balanced neuron.
+
+    Returns
+    -------
+    ndarray, shape (m_rec,)
+        :math:`\hat\lambda_k`, ``nan`` for neurons with fewer than ``min_samples`` such
+        consecutive samples.
+    """
+    traj, d = _check(traj, data)
+    ft = float(f_tol)
+    if not (math.isfinite(ft) and ft > 0):
+        raise ValueError(f"f_tol must be a finite number > 0, got {f_tol!r}")
+    ma = float(min_angle)
+    if not (math.isfinite(ma) and 0 < ma < math.pi):
+        raise ValueError(f"min_angle must lie in the open interval (0, pi), got {min_angle!r}")
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int | np.integer) \
+            or min_samples < 2:
+        raise ValueError(f"min_samples must be an integer >= 2, got {min_samples!r}")
+    assert isinstance(d, TwoPointData)
+    psi = target_angles(traj, d)
+    fmax = np.max(np.abs(traj.f), axis=1)
+    with np.errstate(invalid="ignore"):
+        ok = (np.all(traj.pattern == 1, axis=2) & (fmax[:, None] <= ft * psi) & (psi >= ma)
+              & np.isfinite(psi))
+    out = np.full(traj.m, np.nan)
+    for k in range(traj.m):
+        a, b = _longest_run(ok[:, k])
+        if b - a < min_samples:
+            continue
+        y = np.log(np.tan(0.5 * psi[a:b, k]))
+        out[k] = -float(np.polyfit(traj.t[a:b], y, 1)[0])
+    return out
+
+
+def sliding_growth_rates(
+    traj: Trajectory, data: TwoPointData, *, f_tol: float = 1e-3, min_samples: int = 5
+) -> Array:
+    r"""Measured growth rate of each neuron while it slides on a data boundary, :math:`f\approx 0`.
+
+    For every recorded neuron, the least-squares slope of :math:`\log\lVert b_k\rVert`
+    against :math:`t` over the longest run of consecutive recorded times at which it is
+    held on a boundary :math:`b_k^\top x_i = 0` (pattern 0 on one point) and
+    :math:`\max_i|f(x_i)| \le` ``f_tol``.  This book's Phase-I derivation
+    (:func:`reluflow.theory.sliding_rates`) predicts :math:`(1-p)\sin\Delta` for negative
+    neurons held on :math:`x_+^\perp` and :math:`p\sin\Delta` for positive ones held on
+    :math:`x_-^\perp`.
+
+    Returns
+    -------
+    ndarray, shape (m_rec,)
+        The slopes; ``nan`` for neurons with fewer than ``min_samples`` such samples.
+    """
+    traj, _ = _check(traj, data)
+    ft = float(f_tol)
+    if not (math.isfinite(ft) and ft > 0):
+        raise ValueError(f"f_tol must be a finite number > 0, got {f_tol!r}")
+    if isinstance(min_samples, bool) or not isinstance(min_samples, int | np.integer) \
+            or min_samples < 2:
+        raise ValueError(f"min_samples must be an integer >= 2, got {min_samples!r}")
+    small = np.max(np.abs(traj.f), axis=1) <= ft
+    ok = np.any(traj.pattern == 0, axis=2) & small[:, None]
+    nrm = np.linalg.norm(traj.B, axis=2)
+    out = np.full(traj.m, np.nan)
+    for k in range(traj.m):
+        a, b = _longest_run(ok[:, k])
+        if b - a >= min_samples and np.all(nrm[a:b, k] > 0):
+            out[k] = float(np.polyfit(traj.t[a:b], np.log(nrm[a:b, k]), 1)[0])
+    return out
+
+
+def _longest_run(col: NDArray[np.bool_]) -> tuple[int, int]:
+    """``(start, stop)`` of the longest run of True in ``col`` (``(0, 0)`` if none)."""
+    if not np.any(col):
+        return 0, 0
+    edges = np.diff(np.concatenate([[0], col.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    j = int(np.argmax(ends - starts))
+    return int(starts[j]), int(ends[j])
 
 
 # --------------------------------------------------------------------------- phase detection

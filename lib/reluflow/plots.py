@@ -46,6 +46,7 @@ from reluflow.data import Dataset, TwoPointData
 from reluflow.trajectory import Trajectory
 
 __all__ = [
+    "ANNOTATION_LABELS",
     "DEAD_COLOR",
     "FATE_COLORS",
     "PALETTE",
@@ -53,6 +54,7 @@ __all__ = [
     "PHASE_COLORS",
     "REPORT_FIELDS",
     "BookFigure",
+    "annotated_overview",
     "direction_time_map",
     "fate_map",
     "final_state_labels",
@@ -63,6 +65,7 @@ __all__ = [
     "new_figure",
     "norms_panel",
     "outputs_panel",
+    "overview_annotations",
     "overview_caption",
     "overview_figure",
     "phase_intervals",
@@ -1113,6 +1116,156 @@ def overview_figure(
         polar_directions(ax_pol, traj, -1, data, max_neurons=max_neurons, seed=seed)
         ax_pol.set_title(f"(d) directions at t = {traj.t[-1]:.3g}", loc="left", pad=14)
         fig.suptitle(title if title is not None else _describe(traj, data), fontsize=12)
+    return fig
+
+
+#: The behaviours :func:`annotated_overview` points out, in time order, with their labels.
+ANNOTATION_LABELS: dict[str, str] = {
+    "condensation": "initial condensation\n(directions collapse onto $\\mu$)",
+    "saddle_escape": "saddle escape\n(loss leaves 1)",
+    "reactivation": "reactivation\n(negative neurons active on $x_+$ again)",
+    "deactivation": "deactivation on $x_-$:\npositive neurons slide on $x_-^\\perp$",
+    "plateau": "plateau\n(loss creeps towards $1-p$)",
+    "plateau_escape": "plateau escape\n($f(x_-)$ turns negative)",
+    "complexity": "increasing complexity\n(a second direction grows)",
+}
+
+
+def overview_annotations(report: Any) -> dict[str, float]:
+    r"""Times at which :func:`annotated_overview` points out each behaviour.
+
+    Read off a :class:`reluflow.phases.PhaseReport` (or any object with its time
+    attributes): ``condensation`` = ``t_condensed``, ``saddle_escape`` = ``t_escape``,
+    ``reactivation`` = ``t_reactivation``, ``deactivation`` = ``t_plateau`` (the leading
+    group is switched off on the waiting point and slides), ``plateau`` = the midpoint
+    :math:`(t_\mathrm{plateau} + t_\mathrm{plateau\,escape})/2`, ``plateau_escape`` =
+    ``t_plateau_escape`` and ``complexity`` = ``t_phase4``.  Behaviours whose time is
+    ``None`` (did not happen in the run) are left out.
+
+    Returns
+    -------
+    dict
+        Keys of :data:`ANNOTATION_LABELS` (in that order) to times.
+    """
+    fields = ("t_condensed", "t_escape", "t_reactivation", "t_plateau",
+              "t_plateau_escape", "t_phase4")
+    if not all(hasattr(report, f) for f in fields):
+        raise ValueError(
+            f"report must be a reluflow.phases.PhaseReport (attributes {fields}), "
+            f"got {type(report).__name__}"
+        )
+    tm = {f: _as_time(f, getattr(report, f)) for f in fields}
+    plateau = None
+    if tm["t_plateau"] is not None and tm["t_plateau_escape"] is not None:
+        plateau = 0.5 * (tm["t_plateau"] + tm["t_plateau_escape"])
+    times = {
+        "condensation": tm["t_condensed"],
+        "saddle_escape": tm["t_escape"],
+        "reactivation": tm["t_reactivation"],
+        "deactivation": tm["t_plateau"],
+        "plateau": plateau,
+        "plateau_escape": tm["t_plateau_escape"],
+        "complexity": tm["t_phase4"],
+    }
+    return {k: t for k in ANNOTATION_LABELS if (t := times[k]) is not None}
+
+
+def _annotate(ax: Axes, key: str, t: float, y: float, y_text: float) -> None:
+    ax.annotate(
+        ANNOTATION_LABELS[key], xy=(t, y), xytext=(t, y_text),
+        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=8,
+        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#888888", "lw": 0.6},
+        arrowprops={"arrowstyle": "->", "color": "#333333", "lw": 0.9},
+        gid=f"overview:{key}", zorder=6,
+    )
+
+
+def annotated_overview(
+    traj: Trajectory,
+    data: Dataset | None = None,
+    report: Any = None,
+    *,
+    max_neurons: int = 200,
+    seed: int = 0,
+) -> Figure:
+    r"""One run with the four phases and every named behaviour pointed out on it.
+
+    (a) The loss against linear time over Phases I–III (up to 1.25 times the plateau
+    escape), phases shaded, with arrows at the times of :func:`overview_annotations`:
+    initial condensation, saddle escape, reactivation, deactivation on :math:`x_-` and
+    sliding, plateau, plateau escape.  (b) Each neuron's in-plane angle against
+    :math:`\log t` over the whole run.  (c) The effective number of directions
+    (:func:`reluflow.phases.effective_directions`) against :math:`\log t`: it drops to 1
+    (simplification) and climbs back towards 2 in Phase IV, where the arrow marks
+    increasing complexity at ``t_phase4``.
+
+    Each arrow is a :class:`matplotlib.text.Annotation` with ``gid``
+    ``"overview:<key>"`` pointing at ``xy = (time, value)``.
+
+    Parameters
+    ----------
+    traj : Trajectory
+        A run on two-point data recorded densely over the first three phases (all neurons).
+    data : Dataset, optional
+        Default ``traj.data``.
+    report : PhaseReport
+        From :func:`reluflow.phases.detect_phases` on ``traj``.
+    max_neurons, seed : int
+        Subset drawn in (b).
+
+    Returns
+    -------
+    Figure
+    """
+    from reluflow.phases import effective_directions
+
+    traj = _check_traj(traj)
+    data = _check_data(traj, data)
+    marks = overview_annotations(report)
+    t_end = float(traj.t[-1])
+    lin_end = 1.25 * marks.get("plateau_escape", marks.get("deactivation", t_end / 1.25))
+    lin_end = min(lin_end, t_end)
+    with style():
+        fig = _new_figure((12.0, 9.0), layout="constrained")
+        gs = fig.add_gridspec(2, 2)
+        ax = fig.add_subplot(gs[0, :])
+        sel = traj.t <= lin_end
+        ax.plot(traj.t[sel], traj.loss[sel], color=PALETTE["loss"], lw=2.0, label="loss $L(t)$")
+        if isinstance(data, TwoPointData):
+            ax.axhline(1.0 - data.p, color=PALETTE["theory"], ls=":", lw=1.2,
+                       label="plateau level $1-p$")
+        ax.set_xlim(0.0, lin_end)
+        ax.set_ylim(0.0, 1.08)
+        shade_phases(ax, report, t_end=t_end, markers=False)
+        ax.set_xlabel("time $t$ (gradient-flow time units, linear)")
+        ax.set_ylabel("loss $L$ (dimensionless)")
+        ax.set_title("(a) Phases I–III: the loss, with the behaviours pointed out", loc="left")
+        below = iter([0.10, 0.30, 0.50, 0.20, 0.40])
+        above = iter([0.80, 0.64, 0.80, 0.64, 0.80])
+        for key, t in marks.items():
+            if key == "complexity" or t > lin_end:
+                continue
+            y = float(np.interp(t, traj.t, traj.loss))
+            _annotate(ax, key, t, y, next(below) if y / 1.08 > 0.5 else next(above))
+        ax.legend(loc="center right")
+        axb = fig.add_subplot(gs[1, 0])
+        direction_time_map(axb, traj, data, max_neurons=max_neurons, seed=seed,
+                           phase_times=report)
+        axb.set_title("(b) neuron directions over the whole run", loc="left")
+        axc = fig.add_subplot(gs[1, 1])
+        mask = _time_axis(axc, traj)
+        idx = np.flatnonzero(mask)
+        neff = np.array([effective_directions(traj, int(j)) for j in idx])
+        axc.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
+        axc.set_yscale("log")
+        axc.set_ylabel(r"effective number of directions $N_\mathrm{eff}$ (log scale)")
+        shade_phases(axc, report, t_end=t_end, markers=False)
+        axc.set_title("(c) simplifying, then complicating", loc="left")
+        if "complexity" in marks:
+            t4 = marks["complexity"]
+            y4 = float(np.interp(math.log(t4), np.log(traj.t[idx]), neff))
+            _annotate(axc, "complexity", t4, y4, 0.75)
+        fig.suptitle(_describe(traj, data), fontsize=12)
     return fig
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "REGIMES",
     "REGIONS",
     "MaxMarginResult",
+    "condensation_angle",
     "condensation_rate",
     "escape_rate",
     "fate",
@@ -61,6 +62,7 @@ __all__ = [
     "max_margin",
     "mu",
     "mu_angle",
+    "phase1_growth_bound",
     "phase4_angle",
     "phase4_log10_time",
     "phase4_loss",
@@ -70,12 +72,14 @@ __all__ = [
     "plateau_escape_time",
     "plateau_exit_output",
     "plateau_level",
+    "plateau_output",
     "reactivation_condition",
     "reactivation_threshold",
     "regime",
     "region_bounds",
     "regions_of",
     "saddle_escape_time",
+    "sliding_rates",
     "x_minus_perp",
     "x_plus_perp",
 ]
@@ -387,6 +391,147 @@ def condensation_rate(data: TwoPointData) -> float:
     :math:`\lVert\mu\rVert^2 = p^2 + (1-p)^2 - 2p(1-p)\cos\Delta`.
     """
     return float(np.linalg.norm(mu(_two_point(data))))
+
+
+def condensation_angle(data: TwoPointData, psi0: ArrayLike, t: ArrayLike) -> Array:
+    r"""Angle to :math:`\operatorname{sign}(a_k)\,\mu` of a neuron active on both points (Phase I).
+
+    This book's derivation.  While :math:`f\approx 0` a neuron active on both points obeys
+    :math:`\dot b_k = a_k\mu`, :math:`\dot a_k = b_k^\top\mu`.  For a balanced neuron
+    (:math:`|a_k| = \lVert b_k\rVert`) the unit vector :math:`u = b_k/\lVert b_k\rVert`
+    follows :math:`\dot u = \operatorname{sign}(a_k)\,(\mu - (u^\top\mu)\,u)`, so the angle
+    :math:`\psi` between :math:`b_k` and :math:`\operatorname{sign}(a_k)\mu` (in
+    :math:`\mathbb R^d`) obeys :math:`\dot\psi = -\lVert\mu\rVert\sin\psi`, i.e.
+
+    .. math:: \tan\frac{\psi(t)}{2} = \tan\frac{\psi(0)}{2}\,e^{-\lVert\mu\rVert t}.
+
+    Positive neurons close in on :math:`\mu` (condensation, rate :math:`\lVert\mu\rVert`),
+    negative ones on :math:`-\mu`, for as long as they stay active on both points.
+
+    Parameters
+    ----------
+    data : TwoPointData
+        The data (any :math:`\Delta`).
+    psi0 : array_like
+        Initial angles in :math:`[0, \pi)` (rad).
+    t : array_like
+        Times :math:`\ge 0`, broadcast against ``psi0``.
+
+    Returns
+    -------
+    ndarray
+        :math:`\psi(t)` in radians.
+    """
+    d = _two_point(data, acute=False)
+    ps = np.asarray(psi0, dtype=np.float64)
+    if not np.all(np.isfinite(ps)) or np.any(ps < 0) or np.any(ps >= math.pi):
+        raise ValueError("psi0 must hold angles in [0, pi) (radians)")
+    tt = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(tt)) or np.any(tt < 0):
+        raise ValueError("t must hold finite times >= 0")
+    nm = condensation_rate(d)
+    return np.asarray(2.0 * np.arctan(np.tan(0.5 * ps) * np.exp(-nm * tt)), dtype=np.float64)
+
+
+def phase1_growth_bound(data: TwoPointData) -> float:
+    r"""Rate :math:`\rho` bounding the growth of every neuron while :math:`f = 0` (Phase I).
+
+    This book's derivation.  With :math:`f\equiv 0` the residual weights are the sample
+    weights, and a neuron with active set :math:`A` follows :math:`\dot b_k = a_k v_A`,
+    :math:`\dot a_k = b_k^\top v_A` with :math:`v_A = \sum_{i\in A} w_i y_i x_i`
+    (:math:`\mu`, :math:`p\,x_+`, :math:`-(1-p)\,x_-` or 0; sliding uses a convex
+    combination of two of them, projected on the boundary, which is no longer).  Hence
+    :math:`\frac{d}{dt}(a_k^2 + \lVert b_k\rVert^2) = 4a_k b_k^\top v_A \le
+    2\lVert v_A\rVert(a_k^2+\lVert b_k\rVert^2)` and
+
+    .. math:: \lVert(a_k, b_k)(t)\rVert \le \lVert(a_k, b_k)(0)\rVert\,e^{\rho t},\qquad
+              \rho = \max(\lVert\mu\rVert,\ p,\ 1-p).
+
+    Every weight stays :math:`O(\kappa)` for :math:`t = O(1)`: Phase I moves directions,
+    not sizes.  (For :math:`f\neq 0` the residuals carry an extra factor
+    :math:`e^{\max_i|f(x_i)|}`.)
+    """
+    d = _two_point(data, acute=False)
+    return float(max(condensation_rate(d), d.p, 1.0 - d.p))
+
+
+def sliding_rates(data: TwoPointData) -> dict[str, float]:
+    r"""Growth rates of neurons sliding on a data boundary while :math:`f\approx 0`.
+
+    This book's derivation.  A negative neuron held on :math:`b^\top x_+ = 0` (direction
+    :math:`x_+^\perp`, active on :math:`x_-` only) gets the tangent part of
+    :math:`-a\,(-(1-p))\,x_-`, so :math:`\dot a = (1-p)\sin\Delta\,\lVert b\rVert` and
+    :math:`\lVert b\rVert` grows at rate :math:`(1-p)\sin\Delta` (balanced); a positive
+    neuron held on :math:`b^\top x_- = 0` (direction :math:`x_-^\perp`) grows at rate
+    :math:`p\sin\Delta`.  On the boundary the output of the other point is 0 exactly.
+
+    Returns
+    -------
+    dict
+        ``{"positive": p sin(delta), "negative": (1 - p) sin(delta)}``.
+    """
+    d = _two_point(data)
+    s = math.sin(d.delta)
+    return {"positive": d.p * s, "negative": (1.0 - d.p) * s}
+
+
+def plateau_output(data: TwoPointData, t: ArrayLike, t0: float, f0: float,
+                   *, leader: str = "positive") -> Array:
+    r"""Output of the leading point while the leading group slides (the plateau; this book's).
+
+    When every alive neuron of the leading group is held on the other point's boundary
+    (positive neurons on :math:`x_-^\perp` in the main regime) and the other group is still
+    negligible, the margin :math:`g = y_\ell f(x_\ell)` of the leading point obeys
+    :math:`\dot g = 2\sin\Delta\,w_\ell e^{-g}\,g` (each balanced slider grows at rate
+    :math:`w_\ell e^{-g}\sin\Delta`, and :math:`g = \sin\Delta\sum a_k^2`), while the
+    waiting point keeps :math:`f = 0` exactly.  Separating variables,
+
+    .. math:: \mathrm{Ei}(g(t)) = \mathrm{Ei}(g_0) + 2 w_\ell\sin\Delta\,(t - t_0),
+
+    so the loss :math:`L = w_\ell e^{-g} + (1 - w_\ell)` creeps down to the plateau level
+    :math:`1-w_\ell` only like :math:`1/(t\log t)`.
+
+    Parameters
+    ----------
+    data : TwoPointData
+    t : array_like
+        Times :math:`\ge t_0`.
+    t0 : float
+        Start of the sliding stage.
+    f0 : float
+        :math:`g(t_0) > 0`.
+    leader : {"positive", "negative"}
+        The sliding group: ``"positive"`` (:math:`w_\ell = p`, :math:`g = f(x_+)`) in the
+        main regime, ``"negative"`` (:math:`w_\ell = 1-p`, :math:`g = -f(x_-)`) in the
+        mirror regime.
+
+    Returns
+    -------
+    ndarray
+        :math:`g(t)`, same shape as ``t``.
+    """
+    d = _two_point(data)
+    if leader not in ("positive", "negative"):
+        raise ValueError(f"leader must be one of ('positive', 'negative'), got {leader!r}")
+    g0 = v.positive_finite("f0", f0)
+    s0 = v.real_scalar("t0", t0)
+    tt = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(tt)) or np.any(tt < s0):
+        raise ValueError("t must hold finite times >= t0")
+    w = d.p if leader == "positive" else 1.0 - d.p
+    c = 2.0 * w * math.sin(d.delta)
+    e0 = float(expi(g0))
+    out = np.empty(tt.shape)
+    for idx, ti in np.ndenumerate(tt):
+        rhs = e0 + c * (float(ti) - s0)
+        if rhs <= e0:
+            out[idx] = g0
+            continue
+        hi = g0 + 1.0
+        while float(expi(hi)) < rhs:
+            hi *= 2.0
+        out[idx] = brentq(lambda g, r=rhs: float(expi(g)) - r, g0, hi, xtol=1e-13)
+    return out
 
 
 def escape_rate(data: TwoPointData) -> float:
