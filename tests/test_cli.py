@@ -15,6 +15,11 @@ from reluflow import Trajectory
 from reluflow import sweep as sw
 from reluflow.cli import main
 
+# The scheduler's HTTP server starts even with dashboard_address=None (it then tries the
+# fixed port 8787 and, when another process holds it, leaks a socket: a ResourceWarning,
+# an error under filterwarnings=error).  A random port on loopback never collides.
+LOOPBACK_ANY_PORT = "127.0.0.1:0"
+
 SIM = ["simulate", "--delta", "0.3", "--p", "0.7", "--kappa", "1e-4", "--m", "20",
        "--seed", "3", "--t-max", "1e3"]
 SPEC = """\
@@ -187,7 +192,6 @@ def test_sweep_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.filterwarnings("ignore:Port .* is already in use:UserWarning")
 def test_sweep_local_then_dask_scheduler(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "spec.toml"
@@ -208,7 +212,8 @@ def test_sweep_local_then_dask_scheduler(tmp_path: Path,
 
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1",
+                                  dashboard_address=LOOPBACK_ANY_PORT) as cluster:
         dout = tmp_path / "dask"
         assert main(["sweep", str(spec), "--out", str(dout), "--scheduler",
                      cluster.scheduler_address, "--no-progress"]) == 0

@@ -17,6 +17,11 @@ import pytest
 
 from reluflow import sweep as sw
 
+# The scheduler's HTTP server starts even with dashboard_address=None (it then tries the
+# fixed port 8787 and, when another process holds it, leaks a socket: a ResourceWarning,
+# an error under filterwarnings=error).  A random port on loopback never collides.
+LOOPBACK_ANY_PORT = "127.0.0.1:0"
+
 BASE = {"delta": 0.3, "p": 0.7, "kappa": 1e-4, "m": 10, "seed": 0, "t_max": 1e3}
 GRID = {"delta": [0.2, 0.3], "p": [0.7], "kappa": [1e-4, 1e-6], "m": [8], "seed": [0, 1],
         "t_max": [1e2]}
@@ -309,18 +314,14 @@ def _strip(out: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.filterwarnings(
-    # distributed's LocalCluster may warn that the (loopback) port is taken by a previous
-    # run and pick a random one: harmless in a test that asks for no fixed port
-    "ignore:Port .* is already in use:UserWarning",
-)
 def test_process_pool_and_dask_give_identical_results(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     configs = sw.expand_grid(SMALL_REAL)
     local = sw.run(configs, out=tmp_path / "local", workers=2, progress=False)
     assert local.complete and local.n_ok == len(configs)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1",
+                                  dashboard_address=LOOPBACK_ANY_PORT) as cluster, \
             distributed.Client(cluster) as client:
         dask = sw.run(configs, executor=client, out=tmp_path / "dask", progress=False)
     assert dask.complete and dask.n_ok == len(configs)
