@@ -72,6 +72,11 @@ def interrupting_run(logdir: str, config: dict[str, Any]) -> dict[str, Any]:
     return toy_run(logdir, config)
 
 
+def shadowing_run(config: dict[str, Any]) -> dict[str, Any]:
+    """Returns keys that collide with the configuration and the record's own fields."""
+    return {"delta": 99.0, "hash": "bogus", "version": "0", "value": config["seed"]}
+
+
 def _calls(logdir: Path) -> dict[str, int]:
     out: dict[str, int] = {}
     for f in logdir.iterdir():
@@ -339,3 +344,13 @@ def test_process_pool_and_dask_give_identical_results(tmp_path: Path) -> None:
         return [[c for i, c in enumerate(r.split(",")) if i not in (wall, host)] for r in rows]
 
     assert drop(ca) == drop(cb)
+
+
+def test_results_cannot_shadow_the_configuration(tmp_path: Path) -> None:
+    from reluflow import __version__
+
+    with cf.ThreadPoolExecutor(1) as ex:
+        res = sw.run([BASE], shadowing_run, executor=ex, out=tmp_path / "o", progress=False)
+    (rec,) = res.records
+    assert rec["delta"] == BASE["delta"] and rec["hash"] == sw.config_hash(BASE)
+    assert rec["version"] == __version__ and rec["value"] == 0

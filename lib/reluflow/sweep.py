@@ -409,19 +409,25 @@ def _guarded(run_fn: Callable[[dict[str, Any]], Mapping[str, Any]], config: dict
             "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(),
             "wall_time": time.perf_counter() - t0,
+            "host": platform.node(),
         }
     res.setdefault("wall_time", time.perf_counter() - t0)
     res["status"] = "ok"
+    res["host"] = platform.node()  # the machine that ran it (differs on a cluster)
     return res
 
 
 def _record(config: dict[str, Any], h: str, res: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored record: hash, configuration, results, package version.
+
+    Result keys that would shadow the configuration, ``hash`` or ``version`` are dropped:
+    the configuration a file is named after is always the one it records.
+    """
     from reluflow import __version__
 
-    clash = sorted(set(res) & set(config))
-    if clash:
-        res = {k: val for k, val in res.items() if k not in config}
-    return {"hash": h, **config, **res, "version": __version__, "host": platform.node()}
+    reserved = {*config, "hash", "version"}
+    kept = {k: val for k, val in res.items() if k not in reserved}
+    return {"hash": h, **config, **kept, "version": __version__}
 
 
 def collect(out: str | os.PathLike[str], configs: Iterable[Mapping[str, Any]] | None = None
