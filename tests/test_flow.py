@@ -206,3 +206,35 @@ def test_dead_neurons_never_move() -> None:
 def test_bad_input_raises_clear_error(call, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _random_problem(seed: int, balanced: bool) -> tuple[Params, Dataset]:
+    rng = np.random.default_rng(seed)
+    n, d = 3, 4
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = np.array([1.0, -1.0, 1.0])
+    params = init_network(30, d, 0.05, seed=seed, balanced=balanced,
+                          kappa_a=None if balanced else 0.08)
+    return params, Dataset(X, y)
+
+
+@pytest.mark.parametrize(
+    ("seed", "balanced", "loss"), [(2, True, "exp"), (3, False, "logistic"), (7, True, "logistic")]
+)
+def test_general_data_gradient_descent_converges_to_engine(
+    seed: int, balanced: bool, loss: str
+) -> None:
+    """Any data set: 3 points in R^4 (data rank 3, corners where boundaries meet)."""
+    params, data = _random_problem(seed, balanced)
+    times = np.array([0.0, 10.0, 30.0, 60.0])
+    ref = gradient_flow(params, data, 60.0, times=times, rtol=1e-11, loss=loss)
+    assert ref.info["data_rank"] == 3
+    assert ref.invariant_drift < 1e-9
+    assert np.all(np.diff(ref.loss) <= 1e-13 * ref.loss[:-1])
+    errs = [
+        np.abs(gradient_descent(params, data, lr, 60.0, times=times, loss=loss,
+                                record_events=False).f - ref.f).max()
+        for lr in (2e-3, 1e-3)
+    ]
+    assert 1.6 < errs[0] / errs[1] < 2.5, errs  # first order: halving lr halves the error

@@ -451,8 +451,13 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
         result = _apply_step(eng, step, live_states, members)
         if result is None:
             break
-        eng.n_rejected += 1  # batch error too large or unreachable state: cut the step
-        s_end = max(result, s0 + 1e-12 * max(1.0, s0))
+        eng.n_rejected += 1
+        if isinstance(result, tuple):  # a state reached but not integrated: add it
+            groups.append(result)
+            S = np.concatenate([S, np.zeros((1, D1, D1))])
+            h_try = step.s1 - s0
+            continue
+        s_end = max(result, s0 + 1e-12 * max(1.0, s0))  # batch error too large: cut
         h_try = s_end - s0
     eng.n_steps += 1
     if cut is not None:  # a held group reaches the end of its sliding exactly here
@@ -558,12 +563,12 @@ def _held_signs(eng: _Engine, st: NDArray[np.int8]) -> NDArray[np.int64]:
 
 
 def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
-                members: list[NDArray[np.int64]]) -> float | None:
+                members: list[NDArray[np.int64]]) -> float | State | None:
     """Move every live neuron to the step end, handling its events.
 
-    Returns ``None`` when the step is accepted (committed to ``eng``), or the time at
-    which it must be cut (batch error too large, or a neuron reaches a state that was
-    not integrated in this step).
+    Returns ``None`` when the step is accepted (committed to ``eng``), the time at which
+    it must be cut (batch error too large), or a state some neuron reaches that was not
+    integrated in this step (the step is then redone with it).
     """
     Xr = eng.Xr
     s0, s1 = step.s0, step.s1
@@ -660,8 +665,8 @@ def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
                 new_g[sel] = -1
             elif int(code) in lut:
                 new_g[sel] = lut[int(code)]
-            else:
-                return float(tau[sel].min())
+            else:  # e.g. two boundaries crossed at once: integrate that state too
+                return _decode(int(code), Xr.shape[0])
         # held neurons sit exactly on their boundaries from now on
         held_rows = np.flatnonzero((new_g >= 0) & np.any(st_new == 0, axis=1))
         if held_rows.size:
