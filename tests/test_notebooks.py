@@ -38,6 +38,11 @@ from booktools import (
 
 #: Extra parameter sets per notebook (stem -> list of overrides); FAST=True is implied.
 EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
+    # a smaller angle, more weight on x+, larger kappa; and the mirror regime (roles swapped)
+    "phase1_condensation": [{"DELTA": 0.2, "P": 0.8, "KAPPA": 1e-4, "SEED": 3},
+                            {"DELTA": 0.5, "P": 0.35, "KAPPA": 1e-5, "SEED": 1}],
+    "phase2_saddle_to_plateau": [{"DELTA": 0.2, "P": 0.8, "KAPPA": 1e-4, "SEED": 3},
+                                 {"DELTA": 0.5, "P": 0.35, "KAPPA": 1e-5, "SEED": 1}],
     # mirror regime (p cos(delta) <= 1 - p): the chapter's roles are exchanged
     "phase3_plateau_escape": [{"DELTA": 0.5, "P": 0.3, "KAPPA": 1e-8, "SEED": 2}],
     "phase4_convergence": [{"DELTA": 0.5, "P": 0.8, "KAPPA": 1e-4, "SEED": 3}],

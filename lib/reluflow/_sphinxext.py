@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Four small jobs:
+Five small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.notebook.fast_default` (the environment
@@ -14,6 +14,10 @@ Four small jobs:
   icons; the theme already ships Font Awesome, which draws the same ``fa fa-*`` icons, so
   the link is dropped and the book makes no third-party request (it reads offline, and
   the browser test can insist on that);
+* before any page is read (``builder-inited``), it runs ``book/_static/make_overview.py``
+  (if present under the source folder) to regenerate ``book/_static/overview.png``, the
+  introduction's overview figure, so every build path (``make book``, the browser test's
+  build, a manual ``jupyter-book build``) shows the figure of the current code;
 * Sphinx 7.4 lists an inline script added by an extension during the build twice
   (sphinx-thebe's, which then fails with "Identifier 'THEBE_JS_URL' has already been
   declared" in the browser console); identical scripts are listed once per page.
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import importlib
 import re
+import runpy
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -36,7 +42,10 @@ _CDN_FONT_AWESOME = re.compile(
     r'4\.4\.0/css/font-awesome\.min\.css">\s*'
 )
 
-__all__ = ["canonical_name", "drop_cdn_font_awesome", "setup"]
+__all__ = ["OVERVIEW_SCRIPT", "canonical_name", "drop_cdn_font_awesome", "setup"]
+
+#: The script drawing the introduction's overview figure, relative to the source folder.
+OVERVIEW_SCRIPT = Path("book", "_static", "make_overview.py")
 
 
 def canonical_name(target: str) -> str | None:
@@ -116,10 +125,20 @@ def _dedupe_scripts(
     scripts[:] = unique
 
 
+def _make_overview(app: Any) -> None:
+    """``builder-inited`` handler: run :data:`OVERVIEW_SCRIPT` to write ``overview.png``."""
+    script = Path(app.srcdir) / OVERVIEW_SCRIPT
+    if not script.is_file():
+        return
+    namespace = runpy.run_path(str(script))
+    namespace["make_overview"](script.with_name("overview.png"))
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register ``reluflow_fast`` (``rebuild="env"``) and the handlers above."""
     app.add_config_value("reluflow_fast", fast_default(), "env", types=[bool])
     app.connect("missing-reference", _resolve_reexport)
     app.connect("doctree-resolved", _drop_cdn_links)
     app.connect("html-page-context", _dedupe_scripts)
+    app.connect("builder-inited", _make_overview)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
