@@ -186,7 +186,7 @@ def test_compare_methods_ranks_the_methods_and_gd_is_first_order() -> None:
 def test_compare_methods_rejects_bad_input() -> None:
     params = init_network(4, 2, 0.1, seed=0)
     with pytest.raises(ValueError, match="times must be given"):
-        compare_methods(params, DATA, 1.0, None)
+        compare_methods(params, DATA, 1.0, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="gd_lrs"):
         compare_methods(params, DATA, 1.0, [0.0, 1.0], gd_lrs=(0.1, -1.0))
     with pytest.raises(ValueError, match="ivp_method must be one of"):

@@ -46,6 +46,9 @@ EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
     # mirror regime (p cos(delta) <= 1 - p): the chapter's roles are exchanged
     "phase3_plateau_escape": [{"DELTA": 0.5, "P": 0.3, "KAPPA": 1e-8, "SEED": 2}],
     "phase4_convergence": [{"DELTA": 0.5, "P": 0.8, "KAPPA": 1e-4, "SEED": 3}],
+    # outside the main regime (p cos(delta) <= 1 - p), a shorter horizon, another seed
+    "setting": [{"DELTA": 0.8, "P": 0.55, "KAPPA": 1e-4, "T_MAX": 1e4, "SEED": 2}],
+    "numerics": [{"DELTA": 0.8, "P": 0.55, "KAPPA": 3e-2, "T_MAX": 60.0, "SEED": 1}],
 }
 
 #: Per-cell timeout of a papermill run, seconds: a guard against a hung kernel only.
