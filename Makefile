@@ -30,8 +30,18 @@ book: venv
 	env -u RELUFLOW_FAST $(BIN)/jupyter-book build . --all --builder html -W -n --keep-going
 	@echo "book: _build/html/index.html"
 
-bench: venv
-	$(BIN)/python benchmarks/bench_flow.py
+# The PyTorch baseline runs in its own environment (torch is not a reluflow dependency):
+# torch 2.13.0, the CPU wheel.  `make bench BENCH_ARGS=--quick` for a reduced run.
+TORCH_VENV := benchmarks/.venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed-stamp
+
+$(TORCH_STAMP):
+	@test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet "torch==2.13.0" numpy
+	@touch $(TORCH_STAMP)
+
+bench: venv $(TORCH_STAMP)
+	$(BIN)/python benchmarks/bench_flow.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check lib tests benchmarks
