@@ -374,7 +374,7 @@ def compare_methods(
 
     Each run records the same ``times``; its error is :func:`output_error` against a
     reference engine run at ``reference_rtol`` (computed here unless ``reference`` is
-    given).  Wall times are measured with :func:`time.perf_counter` around each call and
+    given).  Wall times are measured with ``time.perf_counter`` around each call and
     depend on the machine and its load; they are reported, never asserted.
 
     Parameters
