@@ -6,8 +6,11 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +43,6 @@ def toc_entries() -> list[str]:
     walk(toc.get("parts"))
     walk(toc.get("chapters"))
     return out
-
-
-def toc_notebooks() -> list[Path]:
-    """The notebooks the TOC lists, in TOC order."""
-    return [ROOT / f"{e}.ipynb" for e in toc_entries() if (ROOT / f"{e}.ipynb").is_file()]
 
 
 def book_notebooks() -> list[Path]:
@@ -132,8 +130,100 @@ def glued_numbers(nb: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def build_book(output_dir: Path, *, fast: bool) -> subprocess.CompletedProcess[str]:
-    """Run the strict book build (``-W -n --keep-going --all``) into ``output_dir``.
+@dataclass(frozen=True)
+class NotebookRun:
+    """One papermill run: the parameters, the executed notebook and how it ended."""
+
+    params: dict[str, Any]
+    output: Path
+    returncode: int
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def notebook(self) -> dict[str, Any]:
+        return read_notebook(self.output)
+
+    def error(self) -> tuple[int, str, str] | None:
+        """``(code-cell index, ename, evalue)`` of the first error output, if any."""
+        if not self.output.is_file():
+            return None
+        for i, cell in enumerate(code_cells(self.notebook())):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    return i, str(out.get("ename")), str(out.get("evalue"))
+        return None
+
+
+#: Per-cell timeout of a papermill run, seconds: a guard against a hung kernel only.
+CELL_TIMEOUT = 600
+
+#: Concurrent papermill runs (each is one kernel, mostly one core).
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
+def run_papermill(path: Path, output: Path, params: dict[str, Any]) -> NotebookRun:
+    """Execute ``path`` with papermill (kernel ``python3``, cwd ``book/``) into ``output``."""
+    param_file = output.with_suffix(".params.yaml")
+    # PyYAML writes and reads back floats exactly (1e-08 as 1.0e-08, which it parses)
+    param_file.write_text(yaml.safe_dump(params), encoding="utf-8")
+    assert yaml.safe_load(param_file.read_text(encoding="utf-8")) == params
+    cmd = [
+        str(BIN / "papermill"), str(path), str(output), "-k", "python3", "--cwd", str(BOOK),
+        "--no-progress-bar", "--execution-timeout", str(CELL_TIMEOUT), "-f", str(param_file),
+    ]
+    env = dict(os.environ)
+    env.pop("RELUFLOW_FAST", None)  # the parameters decide, not the caller's shell
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    return NotebookRun(params, output, proc.returncode, proc.stdout + proc.stderr)
+
+
+def run_many(
+    jobs: dict[str, tuple[Path, dict[str, Any]]], out_dir: Path
+) -> dict[str, NotebookRun]:
+    """Run ``{name: (notebook, params)}`` with :data:`WORKERS` papermill processes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {
+            name: pool.submit(run_papermill, path, out_dir / f"{name}.ipynb", params)
+            for name, (path, params) in jobs.items()
+        }
+        return {name: fut.result() for name, fut in futures.items()}
+
+
+def stage_executed_book(runs: dict[str, NotebookRun], src: Path) -> None:
+    """Copy the book's sources to ``src`` with each notebook replaced by its executed run.
+
+    The papermill-injected parameters cell is dropped (the page then reads as in a real
+    build) and ``_config.yml`` is set to ``execute_notebooks: "off"``: the strict build of
+    ``src`` renders these outputs instead of executing every notebook a second time.
+    """
+    src.mkdir(parents=True, exist_ok=True)
+    for name in ("_toc.yml", *_bib_files()):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(BOOK, src / "book", ignore=shutil.ignore_patterns("*.ipynb", "_build"))
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    cfg["execute"]["execute_notebooks"] = "off"
+    (src / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    for stem, run in runs.items():
+        nb = run.notebook()
+        nb["cells"] = [
+            c for c in nb["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])
+        ]
+        (src / "book" / f"{stem}.ipynb").write_text(json.dumps(nb, indent=1), encoding="utf-8")
+
+
+def _bib_files() -> list[str]:
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    return [str(b) for b in cfg.get("bibtex_bibfiles", [])]
+
+
+def build_book(
+    output_dir: Path, *, fast: bool, source: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run the strict book build (``-W -n --keep-going --all``) of ``source``.
 
     The HTML lands in ``output_dir/_build/html``.  ``fast`` sets ``RELUFLOW_FAST``.
     """
@@ -142,7 +232,7 @@ def build_book(output_dir: Path, *, fast: bool) -> subprocess.CompletedProcess[s
     if fast:
         env["RELUFLOW_FAST"] = "1"
     cmd = [
-        str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(output_dir),
+        str(BIN / "jupyter-book"), "build", str(source), "--path-output", str(output_dir),
         "--all", "--builder", "html", "-W", "-n", "--keep-going",
     ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

@@ -12,19 +12,34 @@ from pathlib import Path
 import pytest
 
 # tests/ is on sys.path (pytest's default rootdir-relative import mode): share booktools.
-from booktools import build_book
+from booktools import NotebookRun, book_notebooks, build_book, run_many, stage_executed_book
 
 #: Set to an existing build's ``html`` folder to test it instead of building one.
 BOOK_HTML_ENV = "RELUFLOW_BOOK_HTML"
 
 
 @pytest.fixture(scope="session")
-def built_book_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fast_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, NotebookRun]:
+    """Every ``book/*.ipynb`` run once through papermill with ``FAST=True`` (stem -> run).
+
+    Shared by the notebook tests (which assert on the glued values) and the browser test
+    (which renders these executed notebooks), so each notebook executes once per session.
+    """
+    jobs = {p.stem: (p, {"FAST": True}) for p in book_notebooks()}
+    return run_many(jobs, tmp_path_factory.mktemp("papermill_fast"))
+
+
+@pytest.fixture(scope="session")
+def built_book_html(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The HTML folder of a built book.
 
-    Uses ``$RELUFLOW_BOOK_HTML`` when set; otherwise runs the strict build
-    (``-W -n --keep-going --all``) in FAST mode into a temporary folder, so the test never
-    reads or writes the full build in ``_build/``.
+    Uses ``$RELUFLOW_BOOK_HTML`` when set.  Otherwise it stages the book's sources with
+    the FAST papermill runs of :func:`fast_runs` in place of the notebooks and runs the
+    strict build (``-W -n --keep-going --all``, execution off) into a temporary folder, so
+    the test never reads or writes the full build in ``_build/``.  ``make book`` is what
+    exercises execution inside the build.
     """
     given = os.environ.get(BOOK_HTML_ENV)
     if given:
@@ -32,12 +47,19 @@ def built_book_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not (html / "index.html").is_file():
             pytest.fail(f"{BOOK_HTML_ENV}={given!r} has no index.html")
         return html
-    out = tmp_path_factory.mktemp("book")
-    proc = build_book(out, fast=True)
+    # looked up lazily: with RELUFLOW_BOOK_HTML no papermill run is needed
+    runs: dict[str, NotebookRun] = request.getfixturevalue("fast_runs")
+    failed = sorted(name for name, run in runs.items() if not run.ok)
+    if failed:
+        pytest.fail(f"cannot build the book: papermill failed for {failed} "
+                    "(see tests/test_notebooks.py)", pytrace=False)
+    work = tmp_path_factory.mktemp("book")
+    stage_executed_book(runs, work / "src")
+    proc = build_book(work / "out", fast=True, source=work / "src")
     if proc.returncode != 0:
         log = (proc.stdout + proc.stderr).splitlines()
         pytest.fail("book build (FAST) failed:\n" + "\n".join(log[-80:]), pytrace=False)
-    return out / "_build" / "html"
+    return work / "out" / "_build" / "html"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

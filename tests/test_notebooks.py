@@ -1,8 +1,9 @@
 """Run every chapter notebook through papermill in FAST mode and check what it glued.
 
-For each ``book/*.ipynb`` this executes the notebook with ``FAST=True`` (plus every extra
-parameter set listed for it in :data:`EXTRA_PARAMS`) into a temporary folder, then asserts
-that
+Each ``book/*.ipynb`` is executed with ``FAST=True`` (the session fixture ``fast_runs``,
+also rendered by the browser test) and with every extra parameter set listed for it in
+:data:`EXTRA_PARAMS`, into temporary folders, two papermill processes at a time.  The
+tests assert that
 
 * the notebook ran to its end, so its check cells (which assert the chapter's claims with
   stated tolerances) passed: :meth:`reluflow.notebook.CheckList.finish` glued
@@ -11,7 +12,7 @@ that
 * every glue key its text pastes was glued by this run;
 
 and, with ``SEED=-1``, that the notebook refuses a bad parameter with a ``ValueError``
-naming it, before doing any work.
+naming it in the cell right after the parameters, before doing any work.
 
 Chapter authors: add parameter sets for your notebook to ``EXTRA_PARAMS`` (keys are the
 notebook's stem, values lists of dicts; ``FAST=True`` is always added).  Keep each FAST
@@ -24,16 +25,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-import papermill as pm
 import pytest
 
 from booktools import (
-    BOOK,
+    NotebookRun,
     book_notebooks,
     glue_references,
     glued_numbers,
     glued_outputs,
-    read_notebook,
+    run_many,
 )
 
 #: Extra parameter sets per notebook (stem -> list of overrides); FAST=True is implied.
@@ -49,35 +49,31 @@ EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
     # outside the main regime (p cos(delta) <= 1 - p), a shorter horizon, another seed
     "setting": [{"DELTA": 0.8, "P": 0.55, "KAPPA": 1e-4, "T_MAX": 1e4, "SEED": 2}],
     "numerics": [{"DELTA": 0.8, "P": 0.55, "KAPPA": 3e-2, "T_MAX": 60.0, "SEED": 1}],
+    # the mirror and the intermediate regime for the kappa/width/init/loss grids, other seeds
+    "scaling": [{"DELTA": 0.5, "P": 0.3, "KAPPA": 1e-8, "SEED": 2},
+                {"DELTA": 1.1, "P": 0.6, "KAPPA": 1e-5, "M": 60, "SEED": 1}],
 }
 
-#: Per-cell timeout of a papermill run, seconds: a guard against a hung kernel only.
-CELL_TIMEOUT = 600
-
 NOTEBOOKS = book_notebooks()
+BAD_SEED = {"FAST": True, "SEED": -1}
 
 
-def _cases() -> list[Any]:
-    cases = []
+def _extra_jobs() -> dict[str, tuple[Path, dict[str, Any]]]:
+    jobs: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in NOTEBOOKS:
-        for i, extra in enumerate([{}, *EXTRA_PARAMS.get(path.stem, [])]):
-            case_id = path.stem if i == 0 else f"{path.stem}-extra{i}"
-            cases.append(pytest.param(path, extra, id=case_id))
-    return cases
+        for i, extra in enumerate(EXTRA_PARAMS.get(path.stem, []), start=1):
+            jobs[f"{path.stem}-extra{i}"] = (path, {**extra, "FAST": True})
+        jobs[f"{path.stem}-badseed"] = (path, BAD_SEED)
+    return jobs
 
 
-def _execute(path: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
-    pm.execute_notebook(
-        str(path),
-        str(out),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(BOOK),  # as in the book build: the notebook's own folder
-        progress_bar=False,
-        log_output=False,
-        execution_timeout=CELL_TIMEOUT,
-    )
-    return read_notebook(out)
+EXTRA_JOBS = _extra_jobs()
+
+
+@pytest.fixture(scope="module")
+def extra_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, NotebookRun]:
+    """The extra parameter sets and the bad-seed runs, two papermill processes at a time."""
+    return run_many(EXTRA_JOBS, tmp_path_factory.mktemp("papermill_extra"))
 
 
 def test_extra_params_name_existing_notebooks() -> None:
@@ -89,44 +85,53 @@ def test_extra_params_name_existing_notebooks() -> None:
             assert "FAST" not in params, f"{stem}: FAST=True is always set; do not list it"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("path", "extra"), _cases())
-def test_notebook_runs_fast_and_glues_checked_numbers(
-    path: Path, extra: dict[str, Any], tmp_path: Path
-) -> None:
-    params = {**extra, "FAST": True}
-    nb = _execute(path, tmp_path / path.name, params)
-
+def _check_run(name: str, run: NotebookRun) -> None:
+    if not run.ok:
+        err = run.error()
+        where = f"code cell {err[0]}: {err[1]}: {err[2]}" if err else run.log[-3000:]
+        pytest.fail(f"{name} with {run.params} failed in {where}", pytrace=False)
+    nb = run.notebook()
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1, "papermill did not inject the parameters after the tagged cell"
 
     numbers = glued_numbers(nb)
     assert numbers.get("checks_passed") == 1.0, (
-        f"{path.name} must end with CheckList.finish() (glues checks_passed)"
+        f"{name} must end with CheckList.finish() (glues checks_passed)"
     )
     assert numbers.get("checks_count", 0.0) >= 1.0
     bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
-    assert not bad, f"{path.name} glued non-finite numbers: {bad}"
+    assert not bad, f"{name} glued non-finite numbers: {bad}"
 
-    glued = set(glued_outputs(nb))
-    missing = sorted(glue_references(nb) - glued)
-    assert not missing, f"{path.name}: text pastes glue keys this run did not glue: {missing}"
+    missing = sorted(glue_references(nb) - set(glued_outputs(nb)))
+    assert not missing, f"{name}: text pastes glue keys this run did not glue: {missing}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_rejects_a_bad_seed(path: Path, tmp_path: Path) -> None:
-    with pytest.raises(pm.PapermillExecutionError) as info:
-        _execute(path, tmp_path / path.name, {"FAST": True, "SEED": -1})
-    err = info.value
-    assert err.ename == "ValueError", f"{path.name}: SEED=-1 raised {err.ename}: {err.evalue}"
-    assert "SEED must be an integer >= 0" in err.evalue
-    # it stopped in the validation cell, right after the parameters (+ injected) cells
-    nb = read_notebook(tmp_path / path.name)
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    failed = [i for i, c in enumerate(code)
-              if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert failed == [2], (
-        f"{path.name}: the parameter check must be the first code cell after the parameters "
-        f"cell; the error came from code cell {failed}"
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
+def test_notebook_runs_fast_and_glues_checked_numbers(
+    stem: str, fast_runs: dict[str, NotebookRun]
+) -> None:
+    _check_run(stem, fast_runs[stem])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in EXTRA_JOBS if not n.endswith("-badseed")])
+def test_notebook_extra_parameters(name: str, extra_runs: dict[str, NotebookRun]) -> None:
+    _check_run(name, extra_runs[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
+def test_notebook_rejects_a_bad_seed(stem: str, extra_runs: dict[str, NotebookRun]) -> None:
+    run = extra_runs[f"{stem}-badseed"]
+    assert not run.ok, f"{stem} accepted SEED=-1"
+    err = run.error()
+    assert err is not None, f"{stem}: papermill failed without a cell error:\n{run.log[-2000:]}"
+    cell, ename, evalue = err
+    assert ename == "ValueError", f"{stem}: SEED=-1 raised {ename}: {evalue}"
+    assert "SEED must be an integer >= 0" in evalue
+    # code cells: 0 parameters, 1 injected parameters, 2 validation
+    assert cell == 2, (
+        f"{stem}: the parameter check must be the first code cell after the parameters "
+        f"cell; the error came from code cell {cell}"
     )

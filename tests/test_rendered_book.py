@@ -68,9 +68,17 @@ def _mathjax_root() -> Path:
 
 
 def _page_has_animation(built_html: Path, entry: str) -> bool:
-    """Whether the executed notebook behind ``entry`` output a jshtml animation."""
-    executed = built_html.parent / "jupyter_execute" / f"{entry}.ipynb"
-    if not executed.is_file():
+    """Whether the executed notebook behind ``entry`` output a jshtml animation.
+
+    It is the build's ``jupyter_execute`` copy (a build that executed), or the staged
+    papermill run (``conftest.built_book_html``: ``<tmp>/src`` beside ``<tmp>/out``).
+    """
+    candidates = [
+        built_html.parent / "jupyter_execute" / f"{entry}.ipynb",
+        built_html.parents[2] / "src" / f"{entry}.ipynb",
+    ]
+    executed = next((p for p in candidates if p.is_file()), None)
+    if executed is None:
         return False
     for cell in read_notebook(executed)["cells"]:
         for out in cell.get("outputs", []):
