@@ -89,6 +89,13 @@ def _page_has_animation(built_html: Path, entry: str) -> bool:
     return False
 
 
+#: A MyST directive option that ended up in the text (e.g. a multi-line ``:alt:`` ends the
+#: option block early and the following ``:width: 100%`` lands in the caption).
+_LEAKED_OPTION = re.compile(
+    r"(?<![\w`]):(?:alt|width|height|scale|align|name|label|class|figwidth|figclass|"
+    r"nowrap|enumerated|tags):\s+\S+"
+)
+
 _MATHJAX_DONE_JS = (
     "async () => { if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; } }"
 )
@@ -222,6 +229,10 @@ def test_every_chapter_renders(book_server: str, built_book_html: Path) -> None:
 
                     if not page.query_selector("main h1, article h1"):
                         problems.append(f"{where}: no page title (h1) rendered")
+                    if scheme == "light":
+                        text = page.inner_text("article")
+                        for leak in _LEAKED_OPTION.findall(text):
+                            problems.append(f"{where}: directive option shown as text: {leak!r}")
                     suffix = "" if scheme == "light" else "-dark"
                     page.screenshot(path=str(SCREENSHOTS / f"{name}{suffix}.png"), full_page=True)
                     problems.extend(f"{where}: console error: {m}" for m in console)
