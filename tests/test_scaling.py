@@ -81,6 +81,7 @@ def test_run_dense_summary(main_run: dict[str, object]) -> None:
     assert isinstance(r["t_escape_pred_params"], float)
     assert abs(r["t_escape"] - r["t_escape_pred_params"]) < 0.3
     assert r["invariant_drift"] < 1e-8
+    assert 0.0 <= r["invariant_drift_total"] <= r["invariant_drift"] + 1e-15
     json.dumps(r)  # a sweep stores it as JSON
 
 
@@ -213,3 +214,14 @@ def test_plateau_exit_loss() -> None:
     assert sc.plateau_exit_loss(rf.TwoPointData(0.3, 0.3), 1e-8) == pytest.approx(
         sc.plateau_exit_loss(main, 1e-8))
     assert sc.plateau_exit_loss(rf.TwoPointData(1.1, 0.6), 1e-8) is None
+
+
+def test_invariant_drift_total_measures_against_total_mass() -> None:
+    data = rf.TwoPointData(0.3, 0.7)
+    traj = rf.gradient_flow(rf.init_network(10, 2, 1e-3, seed=1), data, 50.0)
+    assert sc.invariant_drift_total(traj) < 1e-9
+    # perturb one neuron's output weight at the last time: 1e-3 of the total mass
+    tot = float(np.sum(traj.a[-1] ** 2 + np.sum(traj.B[-1] ** 2, axis=1)))
+    a = traj.a[-1, 0]
+    traj.a[-1, 0] = math.copysign(math.sqrt(a**2 + 1e-3 * tot), a)
+    assert sc.invariant_drift_total(traj) == pytest.approx(1e-3 / (1 + 1e-3), rel=1e-6)

@@ -44,6 +44,7 @@ __all__ = [
     "cache_dir",
     "fit_line",
     "horizon",
+    "invariant_drift_total",
     "loss_scale",
     "measured_regime",
     "plateau_escape_slope_prediction",
@@ -196,7 +197,8 @@ def run_dense(config: Mapping[str, Any]) -> dict[str, Any]:
     :func:`reluflow.sweep.simulate` does (:math:`\Delta < \pi/2` required), integrates
     :func:`reluflow.gradient_flow` on :func:`recording_times`, runs
     :func:`reluflow.phases.detect_phases`, and returns :func:`reluflow.sweep.summarize`
-    plus: ``regime`` (:func:`reluflow.theory.regime`), ``regime_measured``, ``leader`` and
+    plus: ``invariant_drift_total`` (:func:`invariant_drift_total`),
+    ``regime`` (:func:`reluflow.theory.regime`), ``regime_measured``, ``leader`` and
     ``leader_both`` (:func:`measured_regime`), ``plateau_loss``, ``n_eff_final``,
     ``horizon``, ``retries`` (engine retries with a jittered grid), and
     ``t_escape_pred_params``: :func:`reluflow.theory.saddle_escape_time` from the actual
@@ -224,6 +226,7 @@ def run_dense(config: Mapping[str, Any]) -> dict[str, Any]:
         except ValueError:  # no condensing neuron in this draw
             pred = None
     out.update({
+        "invariant_drift_total": invariant_drift_total(traj),
         "regime": th.regime(data),
         "regime_measured": label,
         "leader": sign,
@@ -235,6 +238,28 @@ def run_dense(config: Mapping[str, Any]) -> dict[str, Any]:
         "t_escape_pred_params": sw._num(pred),
     })
     return out
+
+
+def invariant_drift_total(traj: Any) -> float:
+    r"""Largest change of the invariants relative to the network's total mass.
+
+    .. math:: \max_t \max_k \frac{|c_k(t) - c_k(0)|}{\sum_j a_j(t)^2 + \lVert b_j(t)\rVert^2},
+              \qquad c_k = a_k^2 - \lVert b_k\rVert^2,
+
+    over the recorded times and neurons (exactly 0 for the exact flow).  Unlike
+    :attr:`reluflow.Trajectory.invariant_drift`, which divides by each neuron's own mass,
+    it does not blow up for a neuron whose mass decays towards 0 (the decaying mode
+    :math:`a - b^\top\hat\mu` of Phase I), where a round-off error of the size of the
+    other weights is a large fraction of the neuron's own mass.
+    """
+    a, B = np.asarray(traj.a), np.asarray(traj.B)
+    nb = np.einsum("tkd,tkd->tk", B, B)
+    c = a**2 - nb
+    tot = np.sum(a**2 + nb, axis=1)
+    dev = np.max(np.abs(c - c[0][None, :]), axis=1) if c.shape[1] else np.zeros(a.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(tot > 0, dev / tot, 0.0)
+    return float(np.max(rel)) if rel.size else 0.0
 
 
 def source_fingerprint(package_dir: str | os.PathLike[str] | None = None) -> str:
