@@ -96,7 +96,7 @@ spec format (TOML): the grid is the Cartesian product of the lists in [grid];
   d = 2                  # integer >= 2 (default 2)
   loss = "exp"           # "exp" or "logistic" (default "exp")
   balanced = true        # default true; false allows kappa_a > 0
-  rtol = 1e-9            # in (0, 0.1) (default 1e-9)
+  rtol = 1e-9            # in [1e-14, 1e-3] (default 1e-9)
 
 Any field may go in either table (not both); delta, p, kappa, m, seed, t_max are
 required.  Results: DIR/results/<hash>.json (one per configuration, written

@@ -31,7 +31,7 @@ Spec format (TOML)
     loss = "exp"        # "exp" or "logistic"                   (default "exp")
     balanced = true     # balanced initialization a_k = ±|b_k|  (default true)
     kappa_a = 1e-4      # output scale, > 0, only with balanced = false (default: kappa)
-    rtol = 1e-9         # integrator tolerance, in (0, 0.1)     (default 1e-9)
+    rtol = 1e-9         # integrator tolerance, in [1e-14, 1e-3] (default 1e-9)
 
 Any field may go in either table (a list in ``[grid]``, a scalar in ``[fixed]``), but not in
 both.  ``delta, p, kappa, m, seed, t_max`` are required.  Unknown tables or fields, values of
@@ -130,7 +130,7 @@ FIELDS: dict[str, str] = {
     "loss": "one of 'exp', 'logistic'",
     "balanced": "true or false",
     "kappa_a": "a finite number > 0 (only with balanced = false)",
-    "rtol": "a number in the open interval (0, 0.1)",
+    "rtol": "a number in the closed interval [1e-14, 1e-3]",
 }
 
 _CONFIG_ORDER = (*REQUIRED, *DEFAULTS)
@@ -166,8 +166,11 @@ def _check_field(name: str, value: Any) -> Any:
             return v.positive_finite(name, value)
         if name == "kappa_a":
             return None if value is None else v.positive_finite(name, value)
-        if name == "rtol":
-            return v.open_interval("rtol", value, 0.0, 0.1)
+        if name == "rtol":  # the range gradient_flow accepts
+            r = v.real_scalar("rtol", value)
+            if not 1e-14 <= r <= 1e-3:
+                raise ValueError(f"rtol must lie in [1e-14, 1e-3], got {value!r}")
+            return r
         if name in ("m", "seed", "d"):
             lo = {"m": 1, "seed": 0, "d": 2}[name]
             if isinstance(value, float):  # 1e2 is fine, 2.5 is not
