@@ -115,6 +115,7 @@ def engine_worker(m: int, t_max: float, rtol: float, times: list[float] | None,
     c0, w0 = time.process_time(), time.perf_counter()
     tr = gradient_flow(params, data, t_max, times=times, rtol=rtol, neurons=neurons)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    rss_peak = _rss_mb()  # before the diagnostics below allocate (T, m) arrays
     # The library's drift divides by the neuron's current size a_k^2 + |b_k|^2, which blows
     # up rounding when a neuron passes near 0; also give it divided by the larger of the
     # current and the initial size (rounding then stays at its own level).
@@ -129,7 +130,7 @@ def engine_worker(m: int, t_max: float, rtol: float, times: list[float] | None,
              "worst_size_ratio": float(np.sqrt(size[jt, jk] / size0[jk]))}
     return {**extra, "wall": wall, "cpu": cpu, "f": _f_at(tr.t, tr.f),
             "drift": tr.invariant_drift,
-            "rss_before": rss0, "rss_peak": _rss_mb(), "steps": tr.info.get("steps"),
+            "rss_before": rss0, "rss_peak": rss_peak, "steps": tr.info.get("steps"),
             "rejected": tr.info.get("rejected_steps"), "t_end": float(tr.t[-1]),
             "events": int(tr.events.size), "recorded_neurons": int(tr.neurons.size),
             "recorded_times": int(tr.t.size)}
