@@ -104,22 +104,6 @@ def sliding_lambda(table: GroupTable, k: int, r: Array) -> Array:
     return mu / r[..., table.held[k]]
 
 
-def neighbours(state: State, y: NDArray[np.float64]) -> list[State]:
-    """States reachable from ``state`` by one event (one coordinate changes)."""
-    out: list[State] = []
-    for i, s in enumerate(state):
-        for new in (-1, 0, 1):
-            if new == s:
-                continue
-            cand = (*state[:i], new, *state[i + 1:])
-            if new == 0 and held_sign(cand, y) == 2:
-                continue
-            if 0 in cand and not any(c == 1 for c in cand):
-                continue  # held with nothing active: never an attracting state
-            out.append(cand)
-    return out
-
-
 def lorentz_project(Phi: Array, iterations: int = 3) -> Array:
     r"""Pull propagators back onto :math:`O(1, D)`: :math:`\Phi^\top J \Phi = J`.
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.integrate import DOP853
+from scipy.integrate import DOP853, solve_ivp
 from scipy.optimize import brentq
 
 from reluflow import _validate as v
@@ -50,7 +50,6 @@ from reluflow._groups import (
     held_sign,
     is_dead,
     lorentz_project,
-    neighbours,
     sliding_lambda,
 )
 from reluflow.data import Dataset
@@ -66,24 +65,43 @@ _MAX_PASSES = 8  # events one neuron may have inside one step before the step is
 
 @dataclass
 class _Step:
-    """One integrated step of the propagator system, with its dense output."""
+    """One integrated step of the propagator system, with its dense output.
+
+    The coupled system holds the propagators of the *live* groups (those with neurons at
+    the step start).  A state that a neuron enters during the step gets its propagator
+    from a separate linear solve that starts at the entry time (``extras``): an empty
+    group never constrains the step size, even where its field is large.
+    """
 
     s0: float
     s1: float
     table: GroupTable
     gidx: dict[State, int]
     S: Array
-    sol: Any  # scipy DenseOutput
+    sol: Any  # scipy DenseOutput of the live groups' propagators
     h_next: float
+    extras: dict[int, tuple[float, Any]] = field(default_factory=dict)
+
+    @property
+    def g_live(self) -> int:
+        return int(self.S.shape[0])
+
+    def _extra(self, q: int, s: Array) -> Array:
+        s_start, sol = self.extras[q]
+        D1 = self.S.shape[-1]
+        y = np.asarray(sol(np.clip(s, s_start, self.s1)))
+        return y.T.reshape(-1, D1, D1)
 
     def phi(self, s: Array | float) -> Array:
         """Propagators at times ``s`` (scalar -> (g, D1, D1); array -> (N, g, D1, D1))."""
-        g = len(self.table.states)
+        g = self.g_live
         D1 = self.S.shape[-1]
-        y = self.sol(s)
-        if np.ndim(s) == 0:
-            return np.asarray(y).reshape(g, D1, D1)
-        return np.asarray(y).T.reshape(-1, g, D1, D1)
+        sv = np.atleast_1d(np.asarray(s, dtype=np.float64))
+        y = np.asarray(self.sol(sv)).T.reshape(-1, g, D1, D1)
+        if self.extras:
+            parts = [y] + [self._extra(q, sv)[:, None] for q in sorted(self.extras)]
+            y = np.concatenate(parts, axis=1)
+        return y[0] if np.ndim(s) == 0 else y
 
     def phi_of(self, s: Array, grp: NDArray[np.int64]) -> Array:
         """Propagator of group ``grp[u]`` at time ``s[u]`` for each u: (N, D1, D1).
@@ -98,6 +116,9 @@ class _Step:
         x = ((s - sol.t_old) / sol.h)[:, None]
         for q in np.unique(grp):
             sel = grp == q
+            if q >= self.g_live:
+                out[sel] = self._extra(int(q), s[sel]).reshape(-1, k)
+                continue
             cols = slice(q * k, (q + 1) * k)
             xq = x[sel]
             y = np.zeros((xq.shape[0], k))
@@ -153,9 +174,55 @@ class _Engine:
 
     def f_dense(self, step: _Step, s: Array) -> Array:
         """Outputs f at times ``s`` (N,) from the dense propagators: (N, n)."""
-        Phi = step.phi(s)  # (N, g, D1, D1)
+        g = step.g_live
+        Phi = step.phi(s)[:, :g]  # (N, g, D1, D1)
         w = np.einsum("Ngi,gij,Ngkj->Ngk", Phi[:, :, 0, :], step.S, Phi)[:, :, 1:]
-        return np.einsum("Ngd,nd,gn->Nn", w, self.Xr, step.table.active)
+        return np.einsum("Ngd,nd,gn->Nn", w, self.Xr, step.table.active[:g])
+
+    def add_extra(self, step: _Step, state: State, s_start: float) -> float | None:
+        """Give ``step`` the propagator of ``state`` from ``s_start`` to its end.
+
+        Solves :math:`d\\Phi/d\\tau = (1+t) G_s(r(\\tau)) \\Phi`, :math:`\\Phi(s_{start}) = I`,
+        with the residuals of the step's dense output.  Returns ``None``, or a time at
+        which to cut the step when the state's field would grow the propagator by more
+        than :math:`e^{40}` before the step ends (it then joins the coupled system).
+        """
+        table = build_table([state], self.Xr)
+        D1 = self.Z.shape[1]
+        s1 = step.s1
+
+        def rate(sv: float) -> float:
+            r = residual_weights(self.f_dense(step, np.array([sv]))[0], self.data, self.loss)
+            vq = table.proj[0] @ ((table.active[0] * r) @ self.Xr)
+            return float((math.expm1(sv) + 1.0) * np.linalg.norm(vq))
+
+        lam = max(rate(s_start), rate(s1), 1e-300)
+        if lam * (s1 - s_start) > 40.0:
+            return s_start + 40.0 / lam
+        act, P = table.active[0], table.proj[0]
+
+        def fun(sv: float, yv: Array) -> Array:
+            Phi = yv.reshape(D1, D1)
+            r = residual_weights(self.f_dense(step, np.array([sv]))[0], self.data, self.loss)
+            vq = P @ ((act * r) @ self.Xr)
+            G = np.zeros((D1, D1))
+            G[0, 1:] = vq
+            G[1:, 0] = vq
+            return (math.expm1(sv) + 1.0) * (G @ Phi).ravel()
+
+        if s1 - s_start <= 0:
+            sol = _ConstantIdentity(D1)
+        else:
+            res = solve_ivp(fun, (s_start, s1), np.eye(D1).ravel(), method="DOP853",
+                            rtol=self.rtol, atol=self.rtol, dense_output=True)
+            if not res.success:
+                raise RuntimeError(f"gradient_flow: propagator of {state} failed: {res.message}")
+            sol = res.sol
+        q = len(step.table.states)
+        step.table = build_table([*step.table.states, state], self.Xr)
+        step.gidx[state] = q
+        step.extras[q] = (s_start, sol)
+        return None
 
     # ------------------------------------------------------------ states
     def classify(self, state: State, i: int, a: Array, r: Array,
@@ -358,6 +425,16 @@ def gradient_flow(
     )
 
 
+class _ConstantIdentity:
+    """Dense output of a propagator over an empty interval: the identity."""
+
+    def __init__(self, D1: int) -> None:
+        self.eye = np.eye(D1).ravel()
+
+    def __call__(self, s: Array) -> Array:
+        return np.repeat(self.eye[:, None], np.size(s), axis=1)
+
+
 def _states_and_groups(status: NDArray[np.int8]) -> tuple[list[State], NDArray[np.int64]]:
     """Live (non-dead) states present and each neuron's index into them (-1: dead)."""
     n = status.shape[1]
@@ -422,19 +499,11 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
     tab_live = build_table(live_states, eng.Xr)
     f0 = np.einsum("gd,nd,gn->n", S[: len(live_states), 0, 1:], eng.Xr, tab_live.active)
     r0 = residual_weights(f0, eng.data, eng.loss)
-    if _release_groups(eng, s0, r0, live_states, members):
+    if _release_groups(eng, s0, r0, live_states, members, eps=0.0):
         live_states, members, S = _groups_now(eng)
     if not live_states:  # every neuron is dead: nothing moves any more
         return s_target, h or 1.0
     groups = list(live_states)
-    for st in live_states:
-        for nb in neighbours(st, eng.y):
-            if nb not in groups:
-                groups.append(nb)
-    D1 = eng.Z.shape[1]
-    S_all = np.zeros((len(groups), D1, D1))
-    S_all[: len(live_states)] = S
-    S = S_all
 
     s_end = s_target
     h_try = h
@@ -449,15 +518,17 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
             h_try = cut - s0
             continue
         result = _apply_step(eng, step, live_states, members)
+        while isinstance(result, tuple):  # a state reached but not integrated: solve it
+            new_state, s_entry = result
+            cut_at = eng.add_extra(step, new_state, s_entry)
+            if cut_at is not None:
+                result = cut_at
+                break
+            result = _apply_step(eng, step, live_states, members)
         if result is None:
             break
-        eng.n_rejected += 1
-        if isinstance(result, tuple):  # a state reached but not integrated: add it
-            groups.append(result)
-            S = np.concatenate([S, np.zeros((1, D1, D1))])
-            h_try = step.s1 - s0
-            continue
-        s_end = max(result, s0 + 1e-12 * max(1.0, s0))  # batch error too large: cut
+        eng.n_rejected += 1  # batch error too large (or a fast new state): cut the step
+        s_end = max(float(result), s0 + 1e-12 * max(1.0, s0))
         h_try = s_end - s0
     eng.n_steps += 1
     if cut is not None:  # a held group reaches the end of its sliding exactly here
@@ -533,7 +604,7 @@ def _release_groups(eng: _Engine, s_rel: float, r: Array, live: list[State],
 def _release_margin(eng: _Engine, step: _Step, r: Array) -> float:
     """Smallest distance of a held group's Filippov coefficients to the ends of (0, 1)."""
     out = np.inf
-    for q, st in enumerate(step.table.states):
+    for q, st in enumerate(step.table.states[: step.g_live]):
         if 0 in st and step.S[q].any():
             lam = sliding_lambda(step.table, q, r[None, :])[0]
             out = min(out, float(np.minimum(lam, 1.0 - lam).min()))
@@ -563,7 +634,7 @@ def _held_signs(eng: _Engine, st: NDArray[np.int8]) -> NDArray[np.int64]:
 
 
 def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
-                members: list[NDArray[np.int64]]) -> float | State | None:
+                members: list[NDArray[np.int64]]) -> float | tuple[State, float] | None:
     """Move every live neuron to the step end, handling its events.
 
     Returns ``None`` when the step is accepted (committed to ``eng``), the time at which
@@ -665,8 +736,8 @@ def _apply_step(eng: _Engine, step: _Step, live_states: list[State],
                 new_g[sel] = -1
             elif int(code) in lut:
                 new_g[sel] = lut[int(code)]
-            else:  # e.g. two boundaries crossed at once: integrate that state too
-                return _decode(int(code), Xr.shape[0])
+            else:  # not integrated in this step: solve its propagator from the entry
+                return _decode(int(code), Xr.shape[0]), float(tau[sel].min())
         # held neurons sit exactly on their boundaries from now on
         held_rows = np.flatnonzero((new_g >= 0) & np.any(st_new == 0, axis=1))
         if held_rows.size:
