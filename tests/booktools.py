@@ -201,10 +201,10 @@ def stage_executed_book(runs: dict[str, NotebookRun], src: Path) -> None:
     ``src`` renders these outputs instead of executing every notebook a second time.
     """
     src.mkdir(parents=True, exist_ok=True)
-    for name in ("_toc.yml", *_bib_files()):
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    for name in ("_toc.yml", *cfg.get("bibtex_bibfiles", [])):
         shutil.copy2(ROOT / name, src / name)
     shutil.copytree(BOOK, src / "book", ignore=shutil.ignore_patterns("*.ipynb", "_build"))
-    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     cfg["execute"]["execute_notebooks"] = "off"
     (src / "_config.yml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     for stem, run in runs.items():
@@ -213,11 +213,6 @@ def stage_executed_book(runs: dict[str, NotebookRun], src: Path) -> None:
             c for c in nb["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])
         ]
         (src / "book" / f"{stem}.ipynb").write_text(json.dumps(nb, indent=1), encoding="utf-8")
-
-
-def _bib_files() -> list[str]:
-    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    return [str(b) for b in cfg.get("bibtex_bibfiles", [])]
 
 
 def build_book(
