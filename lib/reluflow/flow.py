@@ -507,6 +507,7 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
 
     s_end = s_target
     h_try = h
+    event_cut = False
     while True:
         step = eng.integrate(s0, s_end, h_try, groups, S)
         cut = _group_release_time(eng, step, live_states)
@@ -530,12 +531,15 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
         eng.n_rejected += 1  # batch error too large (or a fast new state): cut the step
         s_end = max(float(result), s0 + 1e-12 * max(1.0, s0))
         h_try = s_end - s0
+        event_cut = True
     eng.n_steps += 1
     if cut is not None:  # a held group reaches the end of its sliding exactly here
         r1 = residual_weights(eng.f_dense(step, np.array([step.s1]))[0], eng.data, eng.loss)
         live_states, members, _ = _groups_now(eng)
         _release_groups(eng, step.s1, r1, live_states, members,
                         eps=max(1e-9, _release_margin(eng, step, r1)))
+    if event_cut:  # events limit the step here: propose about the same length next
+        return step.s1, min(step.h_next, 1.5 * (step.s1 - s0))
     clamped = step.s1 >= s_end and h_try is not None and step.h_next < (h or 0.0)
     return step.s1, (h if clamped and h else step.h_next)
 
