@@ -44,8 +44,9 @@ __all__ = [
 
 #: One-line Markdown note for static builds of pages that contain a panel.
 LAUNCH_NOTE = (
-    "*This panel needs a live kernel: launch the page on Binder/Colab with the rocket "
-    "button above.*"
+    "*Interactive explorer (sliders for κ, Δ, p, m, seed and the time window): it runs "
+    "only in a live kernel, so the static page does not show it. Launch this page on "
+    "Binder or Colab with the rocket button above to use it.*"
 )
 
 #: Widths offered by the *m* slider (roughly log-spaced).
