@@ -16,8 +16,8 @@ from numpy.typing import ArrayLike
 
 from reluflow import _validate as v
 from reluflow.data import Dataset
-from reluflow.network import Params, loss_value, residual_weights
-from reluflow.trajectory import Trajectory, default_times, make_events, relative_drift
+from reluflow.network import Params, residual_weights
+from reluflow.trajectory import Recorder, Trajectory, default_times, make_events
 
 __all__ = ["gradient_descent"]
 
@@ -72,12 +72,7 @@ def gradient_descent(
     a = params.a.copy()
     B = params.B.copy()
     T = tgrid.size
-    out_a = np.empty((T, rec.size))
-    out_B = np.empty((T, rec.size, data.d))
-    out_pat = np.empty((T, rec.size, data.n), dtype=np.int8)
-    out_f = np.empty((T, data.n))
-    out_loss = np.empty(T)
-    out_drift = np.empty(T)
+    rec_buf = Recorder(tgrid, rec, params.a, params.B, data, loss)
     ev_chunks: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     start = time.perf_counter()
 
@@ -88,11 +83,7 @@ def gradient_descent(
         relu = np.where(act, pre, 0.0)
         f = a @ relu
         while j < T and rec_steps[j] == step:
-            out_a[j], out_B[j] = a[rec], B[rec]
-            out_pat[j] = np.where(act[rec], 1, -1)
-            out_f[j] = f
-            out_loss[j] = loss_value(f, data, loss)
-            out_drift[j] = relative_drift(params.a[rec], params.B[rec], a[rec], B[rec])
+            rec_buf.record(j, a[rec], B[rec], np.where(act[rec], 1, -1), f)
             j += 1
         if step == n_steps:
             break
@@ -109,12 +100,10 @@ def gradient_descent(
                 ev_chunks.append(((step + 1) * eta, ks, iis, new_act[ks, iis]))
         act = new_act
 
-    return Trajectory(
-        t=tgrid.copy(), loss=out_loss, f=out_f, a=out_a, B=out_B, pattern=out_pat,
-        events=make_events(
-            [(tk, int(k), int(i), "activate" if up else "deactivate")
-             for tk, ks, iis, ups in ev_chunks for k, i, up in zip(ks, iis, ups, strict=True)]
-        ), drift=out_drift, neurons=rec, data=data, loss_name=loss,
-        info={"method": "gradient_descent", "lr": eta, "steps": n_steps,
-              "wall_time": time.perf_counter() - start},
+    events = make_events(
+        [(tk, int(k), int(i), "activate" if up else "deactivate")
+         for tk, ks, iis, ups in ev_chunks for k, i, up in zip(ks, iis, ups, strict=True)]
     )
+    return rec_buf.trajectory(events, {"method": "gradient_descent", "lr": eta,
+                                       "steps": n_steps,
+                                       "wall_time": time.perf_counter() - start})

@@ -53,8 +53,8 @@ from reluflow._groups import (
     sliding_lambda,
 )
 from reluflow.data import Dataset
-from reluflow.network import Params, loss_value, residual_weights
-from reluflow.trajectory import EVENT_DTYPE, Trajectory, default_times
+from reluflow.network import Params, residual_weights
+from reluflow.trajectory import EVENT_DTYPE, Recorder, Trajectory, default_times
 
 __all__ = ["gradient_flow"]
 
@@ -137,7 +137,6 @@ class _Engine:
     Xr: Array
     y: Array
     Z: Array  # (m, D1)
-    perp2: Array  # (m,) frozen squared norm of b outside the data span
     status: NDArray[np.int8]  # (m, n)
     alive: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     events: list[tuple[Array, NDArray[np.int64], int, str]] = field(default_factory=list)
@@ -342,10 +341,8 @@ def gradient_flow(
     B_perp = params.B - beta @ Q.T
     Z = np.column_stack([params.a, beta])
     eng = _Engine(data=data, loss=loss, rtol=rt, Xr=Xr, y=data.y.astype(np.float64), Z=Z,
-                  perp2=np.einsum("kd,kd->k", B_perp, B_perp),
                   status=np.zeros((params.m, data.n), dtype=np.int8),
                   alive=np.arange(params.m, dtype=np.int64))
-    c0 = Z[:, 0] ** 2 - np.einsum("kd,kd->k", Z[:, 1:], Z[:, 1:]) - eng.perp2
 
     # ---- initial states (neurons born on a boundary are classified by the flow there)
     pre = params.B @ X.T  # in the original coordinates, where exact zeros are exact
@@ -369,28 +366,12 @@ def gradient_flow(
 
     s_rec = np.log1p(tgrid)
     T = tgrid.size
-    out_a = np.empty((T, rec.size))
-    out_B = np.empty((T, rec.size, data.d))
-    out_pat = np.empty((T, rec.size, data.n), dtype=np.int8)
-    out_f = np.empty((T, data.n))
-    out_loss = np.empty(T)
-    out_drift = np.empty(T)
+    rec_buf = Recorder(tgrid, rec, params.a, params.B, data, loss)
 
     def record(j: int) -> None:
         Zr = eng.Z[rec]
-        out_a[j] = Zr[:, 0]
-        out_B[j] = B_perp[rec] + Zr[:, 1:] @ Q.T
-        out_pat[j] = eng.status[rec]
-        fj = eng.outputs(eng.Z, eng.status)
-        out_f[j] = fj
-        out_loss[j] = loss_value(fj, data, loss)
-        Zr2 = Zr**2
-        nb = Zr2[:, 1:].sum(axis=1) + eng.perp2[rec]
-        c = Zr2[:, 0] - nb
-        den = Zr2[:, 0] + nb
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(den > 0, np.abs(c - c0[rec]) / den, 0.0)
-        out_drift[j] = float(rel.max()) if rel.size else 0.0
+        rec_buf.record(j, Zr[:, 0], B_perp[rec] + Zr[:, 1:] @ Q.T, eng.status[rec],
+                       eng.outputs(eng.Z, eng.status))
 
     s = 0.0
     h: float | None = None
@@ -416,13 +397,10 @@ def gradient_flow(
             events["index"][sl], events["kind"][sl] = i, kind
             pos += ks.size
         events = events[np.lexsort((events["neuron"], events["t"]))]
-    return Trajectory(
-        t=tgrid.copy(), loss=out_loss, f=out_f, a=out_a, B=out_B, pattern=out_pat,
-        events=events, drift=out_drift, neurons=rec, data=data, loss_name=loss,
-        info={"method": "gradient_flow", "rtol": rt, "steps": eng.n_steps,
-              "rejected_steps": eng.n_rejected, "event_neurons": eng.n_event_neurons,
-              "data_rank": D, "wall_time": time.perf_counter() - start},
-    )
+    return rec_buf.trajectory(
+        events, {"method": "gradient_flow", "rtol": rt, "steps": eng.n_steps,
+                 "rejected_steps": eng.n_rejected, "event_neurons": eng.n_event_neurons,
+                 "data_rank": D, "wall_time": time.perf_counter() - start})
 
 
 class _ConstantIdentity:

@@ -15,7 +15,14 @@ from numpy.typing import ArrayLike, NDArray
 from reluflow import _validate as v
 from reluflow.data import Dataset, TwoPointData
 
-__all__ = ["EVENT_DTYPE", "EVENT_KINDS", "Trajectory", "default_times", "make_events"]
+__all__ = [
+    "EVENT_DTYPE",
+    "EVENT_KINDS",
+    "Recorder",
+    "Trajectory",
+    "default_times",
+    "make_events",
+]
 
 Array = NDArray[np.float64]
 
@@ -169,3 +176,49 @@ def relative_drift(a0: ArrayLike, B0: ArrayLike, a: ArrayLike, B: ArrayLike) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(den > 0, np.abs(c - c0) / den, 0.0)
     return float(np.max(rel)) if rel.size else 0.0
+
+
+class Recorder:
+    r"""Buffers an integrator fills at its recording times, and the :class:`Trajectory` they make.
+
+    Parameters
+    ----------
+    times : ndarray, shape (T,)
+        The recording times.
+    neurons : ndarray of int
+        Indices of the recorded neurons.
+    params_a0, params_B0 : ndarray
+        Initial output and input weights of *all* neurons (for the invariant drift).
+    data : Dataset
+        The training data.
+    loss : str
+        Loss name.
+    """
+
+    def __init__(self, times: Array, neurons: NDArray[np.int64], params_a0: Array,
+                 params_B0: Array, data: Dataset, loss: str) -> None:
+        T, k = times.size, neurons.size
+        self.times, self.neurons, self.data, self.loss = times, neurons, data, loss
+        self.a0, self.B0 = params_a0[neurons], params_B0[neurons]
+        self.a = np.empty((T, k))
+        self.B = np.empty((T, k, data.d))
+        self.pattern = np.empty((T, k, data.n), dtype=np.int8)
+        self.f = np.empty((T, data.n))
+        self.loss_values = np.empty(T)
+        self.drift = np.empty(T)
+
+    def record(self, j: int, a: Array, B: Array, pattern: ArrayLike, f: Array) -> None:
+        """Store time ``j``: recorded neurons' ``a``, ``B``, ``pattern``; outputs ``f``."""
+        from reluflow.network import loss_value
+
+        self.a[j], self.B[j], self.pattern[j], self.f[j] = a, B, pattern, f
+        self.loss_values[j] = loss_value(f, self.data, self.loss)
+        self.drift[j] = relative_drift(self.a0, self.B0, a, B)
+
+    def trajectory(self, events: NDArray[Any], info: dict[str, Any]) -> Trajectory:
+        """The finished record."""
+        return Trajectory(
+            t=self.times.copy(), loss=self.loss_values, f=self.f, a=self.a, B=self.B,
+            pattern=self.pattern, events=events, drift=self.drift, neurons=self.neurons,
+            data=self.data, loss_name=self.loss, info=info,
+        )
