@@ -241,3 +241,20 @@ def test_general_data_gradient_descent_converges_to_engine(
     order = np.polyfit(np.log(lrs), np.log(errs), 1)[0]
     assert 0.8 < order < 1.5, (errs, order)  # first order in lr, down to the engine's value
     assert errs[-1] < 1e-3
+
+
+def test_error_scales_with_rtol_through_group_releases() -> None:
+    """Held groups released mid-run (κ = 1e-2): the error against rtol = 1e-12 tracks rtol.
+
+    Regression: a release found by root finding right at a step end used to be missed when
+    the re-integrated step put the crossing a hair past its end, so the group stayed held
+    until the next recording time.
+    """
+    data = TwoPointData(0.3, 0.8)
+    params = init_network(30, 2, 1e-2, seed=0)
+    times = np.linspace(0.0, 100.0, 201)
+    ref = gradient_flow(params, data, 100.0, times=times, rtol=1e-12)
+    assert np.any(ref.events["kind"] == "slide-end")
+    for rtol in (1e-7, 1e-9):
+        tr = gradient_flow(params, data, 100.0, times=times, rtol=rtol)
+        assert np.abs(tr.f - ref.f).max() <= 100 * rtol

@@ -486,15 +486,24 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
     s_end = s_target
     h_try = h
     event_cut = False
+    release_cut = False  # the step was cut where a held group's sliding ends
     while True:
         step = eng.integrate(s0, s_end, h_try, groups, S)
         cut = _group_release_time(eng, step, live_states)
         if cut is not None and cut <= s0:
-            cut = None  # already at the boundary of validity: released after this step
+            # the sliding condition already fails at the step start (to rounding):
+            # release those groups here and take the step again without them
+            r_start = residual_weights(eng.f_dense(step, np.array([s0]))[0], eng.data,
+                                       eng.loss)
+            if _release_groups(eng, s0, r_start, live_states, members,
+                               eps=max(1e-9, _release_margin(eng, step, r_start))):
+                return _advance(eng, s0, s_target, h)
+            cut = None
         if cut is not None and cut < step.s1 - 1e-15 * max(1.0, step.s1):
             eng.n_rejected += 1
             s_end = cut
             h_try = cut - s0
+            release_cut = True
             continue
         result = _apply_step(eng, step, live_states, members)
         while isinstance(result, tuple):  # a state reached but not integrated: solve it
@@ -511,7 +520,8 @@ def _advance(eng: _Engine, s0: float, s_target: float, h: float | None) -> tuple
         h_try = s_end - s0
         event_cut = True
     eng.n_steps += 1
-    if cut is not None:  # a held group reaches the end of its sliding exactly here
+    if cut is not None or (release_cut and step.s1 >= s_end):
+        # a held group reaches the end of its sliding exactly here
         r1 = residual_weights(eng.f_dense(step, np.array([step.s1]))[0], eng.data, eng.loss)
         live_states, members, _ = _groups_now(eng)
         _release_groups(eng, step.s1, r1, live_states, members,
