@@ -284,9 +284,15 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     configs = sw.expand_grid(GRID)
     fn = functools.partial(interrupting_run, str(logdir))
     out = tmp_path / "o"
-    with cf.ThreadPoolExecutor(1) as ex:
-        with pytest.raises(sw.SweepInterrupted, match="Ctrl-C") as err:
-            sw.run(configs, fn, executor=ex, out=out, progress=False)
+    # a process started in the background by a non-interactive shell inherits SIGINT as
+    # ignored, and Python then installs no KeyboardInterrupt handler: install it here
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with cf.ThreadPoolExecutor(1) as ex:
+            with pytest.raises(sw.SweepInterrupted, match="Ctrl-C") as err:
+                sw.run(configs, fn, executor=ex, out=out, progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not err.value.result.complete
     n_before = len(list((out / "results").iterdir()))
     assert 0 < n_before < len(configs)
