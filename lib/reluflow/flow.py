@@ -23,6 +23,10 @@ ordinary differential equations with discontinuous right-hand side:
 * **Filippov sliding.** A neuron reaching a boundary where both one-sided fields push
   into it is held there with the tangent convex combination of the fields; the whole
   held group is released when a Filippov coefficient leaves :math:`(0, 1)`.
+* **Only live states are integrated.** Propagators of the states that hold neurons at a
+  step's start form the coupled system; a state a neuron enters during the step gets its
+  propagator from a separate linear solve that starts at the entry, so an empty state
+  whose field is large (a residual that never decays) never limits the step size.
 * **Horizon.** The integration variable is :math:`\tau = \log(1 + t)`, in which the
   Phase IV dynamics is smooth, so :math:`t = 10^{30}` is :math:`\tau\approx 69`.
 * **Invariant.** Each step's propagators are projected onto the Lorentz group
