@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reluflow import _validate as v
 from reluflow.data import Dataset, TwoPointData
+from reluflow.phases import PHASE_TIMES
 from reluflow.trajectory import Trajectory
 
 __all__ = [
@@ -109,14 +110,7 @@ PHASE_NAMES: dict[str, str] = {
 }
 
 #: Attributes read from a PhaseReport-like object (or keys of its dict).
-REPORT_FIELDS = (
-    "t_condensed",
-    "t_escape",
-    "t_plateau",
-    "t_reactivation",
-    "t_plateau_escape",
-    "t_phase4",
-)
+REPORT_FIELDS = PHASE_TIMES
 
 # Marker lines for the event times inside phases: (label, line style).
 _MARKERS: dict[str, tuple[str, Any]] = {

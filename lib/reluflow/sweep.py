@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from reluflow import _validate as v
+from reluflow.phases import PHASE_TIMES
 
 __all__ = [
     "FIELDS",
@@ -96,15 +97,6 @@ __all__ = [
     "summarize",
 ]
 
-#: The phase times of ``reluflow.phases.PhaseReport`` copied into every summary.
-PHASE_TIMES = (
-    "t_condensed",
-    "t_escape",
-    "t_plateau",
-    "t_reactivation",
-    "t_plateau_escape",
-    "t_phase4",
-)
 
 #: Required configuration fields, in the order used for sorting and for CSV columns.
 REQUIRED = ("delta", "p", "kappa", "m", "seed", "t_max")
