@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: venv
-	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff check lib tests benchmarks book/_ext
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -44,7 +44,7 @@ bench: venv $(TORCH_STAMP)
 	$(BIN)/python benchmarks/bench_flow.py $(BENCH_ARGS)
 
 lint: venv
-	$(BIN)/ruff check lib tests benchmarks
+	$(BIN)/ruff check lib tests benchmarks book/_ext
 	$(BIN)/mypy
 
 clean:

@@ -162,7 +162,7 @@ def rk45_worker(m: int, t_max: float, rtol: float, cap: float) -> Result:
     """
     from scipy.integrate import RK45
 
-    from reluflow.network import residual_weights
+    from reluflow.engine.network import residual_weights
 
     data, params = _data(), _params(m)
     X = data.X
@@ -293,9 +293,9 @@ def _flow_hash() -> str:
     """sha256 (first 12 hex) of the engine source, to tie the timings to one version."""
     import hashlib
 
-    import reluflow.flow
+    import reluflow.engine.flow
 
-    return hashlib.sha256(Path(reluflow.flow.__file__).read_bytes()).hexdigest()[:12]
+    return hashlib.sha256(Path(reluflow.engine.flow.__file__).read_bytes()).hexdigest()[:12]
 
 
 def _machine() -> dict[str, str]:

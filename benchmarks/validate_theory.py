@@ -1,4 +1,6 @@
-r"""Validate :mod:`reluflow.theory` against exact gradient flow; writes ``benchmarks/THEORY.md``.
+r"""Validate :mod:`reluflow.analysis.theory` against the exact gradient flow.
+
+Writes ``benchmarks/THEORY.md``.
 
 Usage::
 
@@ -7,7 +9,7 @@ Usage::
 
 Main grid: kappa in {1e-2, 1e-4, ..., 1e-12}, delta in {0.1, 0.2, 0.3, 0.5},
 p in {0.6, 0.7, 0.8}, ``--seeds`` seeds, width ``--m``; every run integrates the exact flow
-to t = 1e30 and is analysed with :func:`reluflow.phases.detect_phases`.  Raw per-run
+to t = 1e30 and is analysed with :func:`reluflow.analysis.phases.detect_phases`.  Raw per-run
 records go to ``_build/theory/results.json`` (not versioned); the summary tables go to
 ``--out`` (default ``benchmarks/THEORY.md``).
 """
@@ -26,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from reluflow import TwoPointData, gradient_flow, init_network
-from reluflow import phases as ph
-from reluflow import theory as th
+from reluflow.analysis import phases as ph
+from reluflow.analysis import theory as th
 
 ROOT = Path(__file__).resolve().parent.parent
 T_MAX = 1e30
@@ -185,7 +187,7 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
         L.append(f"Seeds reduced from the 5 of the issue to {len(seeds)}: with 5 seeds the "
                  "grid takes about 30 minutes on this shared 2-core machine (limit ~15).\n")
     L.append("All quantitative predictions are **this book's derivation** "
-             "(`reluflow.theory`); the four-phase picture is the paper's.\n")
+             "(`reluflow.analysis.theory`); the four-phase picture is the paper's.\n")
 
     # ---- fate
     L.append("## 1. Fate prediction (`theory.fate` vs `phases.simulated_fate`)\n")

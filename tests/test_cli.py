@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from reluflow import Trajectory
-from reluflow import sweep as sw
 from reluflow.cli import main
+from reluflow.runs import sweep as sw
 
 # The scheduler's HTTP server starts even with dashboard_address=None (it then tries the
 # fixed port 8787 and, when another process holds it, leaks a socket: a ResourceWarning,
@@ -54,7 +54,7 @@ def test_help_on_every_command() -> None:
 
 
 def test_simulate_then_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from reluflow.phases import detect_phases
+    from reluflow.analysis.phases import detect_phases
 
     out = tmp_path / "run"
     assert main([*SIM, "--out", str(out)]) == 0

@@ -10,7 +10,7 @@ not versioned.  Usage::
 The run: :math:`\\Delta = 0.3`, :math:`p = 0.7`, :math:`\\kappa = 10^{-6}`, 100 neurons,
 seed 0, exact gradient flow to :math:`t = 10^{30}`, recorded densely (linear grid) over
 the first three phases and on a log grid after.  The arrows sit at the times
-:func:`reluflow.phases.detect_phases` computes (:func:`reluflow.plots.overview_annotations`).
+:func:`reluflow.analysis.phases.detect_phases` computes (:func:`reluflow.viz.plots.overview_annotations`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def build_overview() -> tuple[Any, Any, Any, Any]:
 
 def make_overview(out: str | Path = DEFAULT_OUT) -> dict[str, float]:
     """Write the PNG to ``out``; return the annotated times (behaviour -> t)."""
-    from reluflow import plots
+    from reluflow.viz import plots
 
     path = Path(out)
     _, _, report, fig = build_overview()

@@ -2,16 +2,45 @@
 
 A reproducible companion to Wang & Ma, *Understanding Multi-phase Optimization Dynamics
 and Rich Nonlinear Behaviors of ReLU Networks* (NeurIPS 2023).
+
+The package is layered (each layer imports only the layers above it in this list):
+
+* :mod:`reluflow.engine`: data, network, trajectories, the exact flow and the baselines;
+* :mod:`reluflow.analysis`: theory of the two-point setting, phase detection, comparisons;
+* :mod:`reluflow.viz`: figures, animations, the live explorer;
+* :mod:`reluflow.runs`: run configurations, sweeps, caches, the command line;
+* :mod:`reluflow.book`: helpers for the book's notebooks.
+
+The subject modules are also reachable as attributes of the package, imported on first
+use (so ``import reluflow`` does not import matplotlib): ``from reluflow import theory``
+is :mod:`reluflow.analysis.theory`.
 """
 
-from reluflow.data import Dataset, TwoPointData
-from reluflow.descent import gradient_descent
-from reluflow.flow import gradient_flow
-from reluflow.network import Params, init_network
-from reluflow.phases import PhaseReport, detect_phases
-from reluflow.trajectory import Trajectory
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from reluflow.analysis.phases import PhaseReport, detect_phases
+from reluflow.engine.data import Dataset, TwoPointData
+from reluflow.engine.descent import gradient_descent
+from reluflow.engine.flow import gradient_flow
+from reluflow.engine.network import Params, init_network
+from reluflow.engine.trajectory import Trajectory
 
 __version__ = "0.1.0"
+
+#: Short names of the subject modules: ``reluflow.<name>`` is imported on first access.
+SUBJECTS: dict[str, str] = {
+    "theory": "reluflow.analysis.theory",
+    "phases": "reluflow.analysis.phases",
+    "compare": "reluflow.analysis.compare",
+    "plots": "reluflow.viz.plots",
+    "animation": "reluflow.viz.animation",
+    "widgets": "reluflow.viz.widgets",
+    "sweep": "reluflow.runs.sweep",
+    "scaling": "reluflow.runs.scaling",
+}
 
 __all__ = [
     "Dataset",
@@ -25,3 +54,16 @@ __all__ = [
     "gradient_flow",
     "init_network",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """Import a subject module on first access (PEP 562)."""
+    if name in SUBJECTS:
+        module = importlib.import_module(SUBJECTS[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'reluflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *SUBJECTS])

@@ -6,9 +6,9 @@ Commands
     One exact gradient-flow run from a random small initialization; writes
     ``DIR/trajectory.npz``, ``DIR/summary.json`` and ``DIR/overview.png`` and prints a table.
 ``reluflow phases DIR/trajectory.npz``
-    The phase report (``reluflow.phases.detect_phases``) of a saved run.
+    The phase report (``reluflow.analysis.phases.detect_phases``) of a saved run.
 ``reluflow sweep SPEC.toml --out DIR [--workers N] [--scheduler ADDRESS]``
-    A resumable parameter sweep (format of the spec: :mod:`reluflow.sweep`).
+    A resumable parameter sweep (format of the spec: :mod:`reluflow.runs.sweep`).
 
 Exit codes: 0 success; 1 the run failed, a configuration of a sweep failed or a sweep was
 interrupted (re-run it to resume); 2 bad input (bad value, bad spec, missing file,
@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from reluflow import sweep as sw
+from reluflow.runs import sweep as sw
 
 __all__ = ["main"]
 
@@ -232,7 +232,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         traj, data, report, wall = sw.simulate(config)
         from reluflow import __version__
-        from reluflow.plots import overview_figure
+        from reluflow.viz.plots import overview_figure
 
         fig = overview_figure(traj, data, report)
         fig.patch.set_facecolor("white")
@@ -275,7 +275,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_phases(args: argparse.Namespace) -> int:
     """``reluflow phases``: load a trajectory and print its phase report."""
-    from reluflow import Trajectory
+    from reluflow.engine.trajectory import Trajectory
 
     path = Path(args.trajectory)
     if not path.is_file():
@@ -286,7 +286,7 @@ def cmd_phases(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise UsageError(f"TRAJECTORY: {str(path)!r} is not a reluflow trajectory file "
                          f"({type(exc).__name__}: {exc})") from None
-    from reluflow.phases import detect_phases
+    from reluflow.analysis.phases import detect_phases
 
     report = detect_phases(traj, traj.data)
     if args.json:

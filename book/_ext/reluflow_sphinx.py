@@ -1,0 +1,144 @@
+"""Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
+
+Five small jobs:
+
+* the run mode is part of the build environment: the configuration value
+  ``reluflow_fast`` defaults to :func:`reluflow.book.fast_default` (the environment
+  variable ``RELUFLOW_FAST`` when the build starts) and is registered with
+  ``rebuild="env"``, so a build in the other mode re-reads, hence re-executes, every page
+  instead of reusing the previous mode's outputs;
+* references to re-exported names such as ``reluflow.Dataset`` resolve to the object's
+  documented home (``reluflow.engine.data.Dataset``), so docstrings can name objects the way
+  users import them while ``-n`` (nitpicky) still checks them;
+* matplotlib's ``to_jshtml`` animations link Font Awesome 4.4 from a CDN for their button
+  icons; the theme already ships Font Awesome, which draws the same ``fa fa-*`` icons, so
+  the link is dropped and the book makes no third-party request (it reads offline, and
+  the browser test can insist on that);
+* before any page is read (``builder-inited``), it runs ``book/_static/make_overview.py``
+  (if present under the source folder) to regenerate ``book/_static/overview.png``, the
+  introduction's overview figure, so every build path (``make book``, the browser test's
+  build, a manual ``jupyter-book build``) shows the figure of the current code;
+* Sphinx 7.4 lists an inline script added by an extension during the build twice
+  (sphinx-thebe's, which then fails with "Identifier 'THEBE_JS_URL' has already been
+  declared" in the browser console); identical scripts are listed once per page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import runpy
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from docutils import nodes
+
+from reluflow.book import fast_default
+
+#: The stylesheet link matplotlib's jshtml template puts before every animation.
+_CDN_FONT_AWESOME = re.compile(
+    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/'
+    r'4\.4\.0/css/font-awesome\.min\.css">\s*'
+)
+
+__all__ = ["OVERVIEW_SCRIPT", "canonical_name", "drop_cdn_font_awesome", "setup"]
+
+#: The script drawing the introduction's overview figure, relative to the source folder.
+OVERVIEW_SCRIPT = Path("book", "_static", "make_overview.py")
+
+
+def canonical_name(target: str) -> str | None:
+    """Return the documented dotted name of ``target`` if it differs, else ``None``.
+
+    ``reluflow.Dataset`` becomes ``reluflow.engine.data.Dataset`` (from the object's
+    ``__module__`` and ``__qualname__``); attributes after the object are kept, so
+    ``reluflow.Trajectory.save`` becomes ``reluflow.engine.trajectory.Trajectory.save``.
+    Names outside ``reluflow`` or that do not import give ``None``.
+    """
+    parts = target.split(".")
+    if parts[0] != "reluflow":
+        return None
+    module: ModuleType | None = None
+    i = len(parts)
+    while i > 0:
+        try:
+            module = importlib.import_module(".".join(parts[:i]))
+            break
+        except ImportError:
+            i -= 1
+    rest = parts[i:]
+    if module is None or not rest:
+        return None
+    head = getattr(module, rest[0], None)
+    mod = getattr(head, "__module__", None)
+    qual = getattr(head, "__qualname__", None)
+    if not isinstance(mod, str) or not isinstance(qual, str):
+        return None
+    canonical = ".".join([mod, qual, *rest[1:]])
+    return None if canonical == target else canonical
+
+
+def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
+    """``missing-reference`` handler: retry a ``py`` reference under its canonical name."""
+    if node.get("refdomain") != "py":
+        return None
+    canonical = canonical_name(node.get("reftarget", ""))
+    if canonical is None:
+        return None
+    retry = node.deepcopy()
+    retry["reftarget"] = canonical
+    return env.get_domain("py").resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], canonical, retry, contnode
+    )
+
+
+def drop_cdn_font_awesome(html: str) -> str:
+    """Remove matplotlib's Font Awesome 4.4 CDN ``<link>`` from an HTML output."""
+    return _CDN_FONT_AWESOME.sub("", html)
+
+
+def _drop_cdn_links(app: Any, doctree: nodes.document, docname: str) -> None:
+    """``doctree-resolved`` handler: apply :func:`drop_cdn_font_awesome` to raw HTML."""
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if "html" in node.get("format", "").split() and "font-awesome/4.4.0" in text:
+            node.replace_self(nodes.raw("", drop_cdn_font_awesome(text), format=node["format"]))
+
+
+def _dedupe_scripts(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """``html-page-context`` handler: keep the first of identical ``script_files``."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple[Any, ...]] = set()
+    unique = []
+    for js in scripts:
+        attrs = getattr(js, "attributes", {})
+        key = (getattr(js, "filename", js) or "", getattr(js, "priority", 0),
+               tuple(sorted(attrs.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
+def _make_overview(app: Any) -> None:
+    """``builder-inited`` handler: run :data:`OVERVIEW_SCRIPT` to write ``overview.png``."""
+    script = Path(app.srcdir) / OVERVIEW_SCRIPT
+    if not script.is_file():
+        return
+    namespace = runpy.run_path(str(script))
+    namespace["make_overview"](script.with_name("overview.png"))
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Register ``reluflow_fast`` (``rebuild="env"``) and the handlers above."""
+    app.add_config_value("reluflow_fast", fast_default(), "env", types=[bool])
+    app.connect("missing-reference", _resolve_reexport)
+    app.connect("doctree-resolved", _drop_cdn_links)
+    app.connect("html-page-context", _dedupe_scripts)
+    app.connect("builder-inited", _make_overview)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
