@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from reluflow import TwoPointData, gradient_flow, init_network
+from reluflow.analysis import measure as ms
 from reluflow.analysis import phases as ph
 from reluflow.analysis import theory as th
 
@@ -40,7 +41,7 @@ NOTES_MARKER = "<!-- discussion (hand-written, kept on regeneration) -->"
 def time_grid(data: TwoPointData, kappa: float, n_lin: int) -> np.ndarray:
     """0, a linear grid over the first three phases, then a log grid to T_MAX."""
     if th.regime(data) == "main":
-        horizon = 2.0 * th.plateau_escape_time(data, kappa, "notes") + 20.0
+        horizon = 2.0 * th.plateau_escape_time(data, kappa, "leading") + 20.0
     else:
         lam = min(th.escape_rate(data), (1 - data.p) * math.sin(data.delta),
                   data.p * math.sin(data.delta))
@@ -78,7 +79,7 @@ def one_run(delta: float, p: float, kappa: float, seed: int, m: int, n_lin: int)
     wall = time.perf_counter() - t0
     rep = ph.detect_phases(traj, data)
     pred = th.fate(data, params)
-    sim = ph.simulated_fate(traj, data)
+    sim = ms.simulated_fate(traj, data)
     dist = th.fate_boundary_distance(data, params)
     considered = dist > 1e-6
     mism = (pred != sim) & considered
@@ -190,7 +191,7 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
              "(`reluflow.analysis.theory`); the four-phase picture is the paper's.\n")
 
     # ---- fate
-    L.append("## 1. Fate prediction (`theory.fate` vs `phases.simulated_fate`)\n")
+    L.append("## 1. Fate prediction (`theory.fate` vs `measure.simulated_fate`)\n")
     L.append("Neurons within 1e-6 rad of a fate boundary are excluded (none are, in practice).\n")
     L.append("| kappa | neurons | mismatches | agreement | mismatch kinds (pred->sim) | "
              "max boundary distance of a mismatch (rad) |")
@@ -251,7 +252,7 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
     L.append("## 3. Plateau escape: slope of t_plateau_escape in log(1/kappa)\n")
     L.append("t_plateau_escape = first time after t_plateau with -f(x-) >= log 2.  "
              "`notes` = (1 - sin Δ)/‖mu‖ + 1/(1-p); `book` = "
-             "`theory.plateau_escape_time(..., 'book')` fitted over the same kappa points.\n")
+             "`theory.plateau_escape_time(..., 'corrected')` fitted over the same kappa points.\n")
     L.append("| delta | p | fitted slope | notes slope | rel. err (notes) | book slope (fit) | "
              "rel. err (book) |")
     L.append("|---|---|---|---|---|---|---|")
@@ -262,15 +263,16 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
             data = TwoPointData(dl, p)
             x = [math.log(1 / r["kappa"]) for r in rs]
             s, _, _ = fit_slope(x, [r["t_plateau_escape"] for r in rs])
-            sn = th.plateau_escape_slope(data, "notes")
-            sb, _, _ = fit_slope(x, [th.plateau_escape_time(data, r["kappa"], "book") for r in rs])
+            sn = th.plateau_escape_slope(data, "leading")
+            sb, _, _ = fit_slope(
+                x, [th.plateau_escape_time(data, r["kappa"], "corrected") for r in rs])
             en.append(abs(s - sn) / s)
             eb.append(abs(s - sb) / s)
             L.append(f"| {dl} | {p} | {s:.4f} | {sn:.4f} | {100 * en[-1]:.2f}% | {sb:.4f} | "
                      f"{100 * eb[-1]:.2f}% |")
     L.append("\nSame fit without kappa = 1e-2 (kappa <= 1e-4), and the local slope between "
              "kappa = 1e-10 and 1e-12 (mean over seeds) against the book's local slope "
-             "`theory.plateau_escape_slope(data, 'book', kappa=1e-11)`:\n")
+             "`theory.plateau_escape_slope(data, 'corrected', kappa=1e-11)`:\n")
     L.append("| delta | p | fitted (kappa <= 1e-4) | err notes | err book | local slope "
              "1e-10..1e-12 | notes | book (local) |")
     L.append("|---|---|---|---|---|---|---|---|")
@@ -281,8 +283,9 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
             data = TwoPointData(dl, p)
             x = [math.log(1 / r["kappa"]) for r in rs]
             s, _, _ = fit_slope(x, [r["t_plateau_escape"] for r in rs])
-            sn = th.plateau_escape_slope(data, "notes")
-            sb, _, _ = fit_slope(x, [th.plateau_escape_time(data, r["kappa"], "book") for r in rs])
+            sn = th.plateau_escape_slope(data, "leading")
+            sb, _, _ = fit_slope(
+                x, [th.plateau_escape_time(data, r["kappa"], "corrected") for r in rs])
             en2.append(abs(s - sn) / s)
             eb2.append(abs(s - sb) / s)
             lo = [r["t_plateau_escape"] for r in rs if r["kappa"] == 1e-10]
@@ -291,7 +294,7 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
                 else math.nan
             L.append(f"| {dl} | {p} | {s:.4f} | {100 * en2[-1]:.2f}% | {100 * eb2[-1]:.2f}% | "
                      f"{fmt(loc)} | {sn:.4f} | "
-                     f"{th.plateau_escape_slope(data, 'book', kappa=1e-11):.4f} |")
+                     f"{th.plateau_escape_slope(data, 'corrected', kappa=1e-11):.4f} |")
     L.append(f"\nkappa <= 1e-4: max relative error notes {100 * max(en2):.2f}%, "
              f"book {100 * max(eb2):.2f}%; mean notes {100 * float(np.mean(en2)):.2f}%, "
              f"book {100 * float(np.mean(eb2)):.2f}%.\n")
@@ -360,7 +363,7 @@ def report(runs: list[dict[str, Any]], kappas: list[float], deltas: list[float],
         mg = [r["final_margin"] / r["final_margin_theory"] for r in rs]
         ne = [r["n_eff_final"] for r in rs if r["n_eff_final"] is not None]
         if rs[0]["regime"] == "mirror":
-            naive = th.plateau_escape_slope(TwoPointData(dl, 1 - p), "notes")
+            naive = th.plateau_escape_slope(TwoPointData(dl, 1 - p), "leading")
         else:
             naive = 1 / (min(p, 1 - p) * math.sin(dl))
         L.append(f"| {dl} | {p} | {rs[0]['regime']} | {100 * (1 - bad / max(n, 1)):.2f}% | "

@@ -18,6 +18,7 @@ from reluflow import (
     gradient_flow,
     init_network,
 )
+from reluflow.analysis import measure as ms
 from reluflow.analysis import phases as ph
 from reluflow.analysis import theory as th
 from reluflow.engine.trajectory import EVENT_DTYPE
@@ -27,8 +28,8 @@ from reluflow.engine.trajectory import EVENT_DTYPE
 def run(delta: float, p: float, kappa: float = 1e-8, seed: int = 0, m: int = 300) -> Trajectory:
     """Exact flow to t = 1e30 with a dense grid over the first three phases (cached)."""
     data = TwoPointData(delta, p)
-    horizon = 2 * th.plateau_escape_time(data, kappa, "notes") if th.regime(data) == "main" \
-        else 2 * th.plateau_escape_time(TwoPointData(delta, 1 - p), kappa, "notes")
+    horizon = 2 * th.plateau_escape_time(data, kappa, "leading") if th.regime(data) == "main" \
+        else 2 * th.plateau_escape_time(TwoPointData(delta, 1 - p), kappa, "leading")
     times = np.concatenate([[0.0], np.linspace(horizon / 400, horizon, 400),
                             np.geomspace(horizon * 1.05, 1e30, 150)])
     return gradient_flow(init_network(m, 2, kappa, seed=seed), data, 1e30, times=times)
@@ -99,11 +100,11 @@ def test_phase4_rate_and_final_margin() -> None:
     rep = detect_phases(traj, traj.data)
     assert rep.values["phase4_exponent"] == pytest.approx(1.0, abs=0.01)  # L ~ 1/(t log t)
     assert rep.values["phase4_constant"] == pytest.approx(1.0, abs=0.1)
-    gamma = ph.normalized_margin(traj)
+    gamma = ms.normalized_margin(traj)
     assert gamma[-1] == pytest.approx(math.sin(0.3) / 4, rel=0.08)
     assert gamma[-1] < math.sin(0.3) / 4 + 1e-12  # never beyond the max margin
     j4 = traj.at(rep.t_phase4)  # type: ignore[arg-type]
-    assert ph.max_margin_distance(traj, traj.data, -1) < ph.max_margin_distance(
+    assert ms.max_margin_distance(traj, traj.data, -1) < ms.max_margin_distance(
         traj, traj.data, j4)
 
 
@@ -113,7 +114,7 @@ def test_group_stats_condensation_and_sliding() -> None:
     assert isinstance(data, TwoPointData)
     rep = detect_phases(traj, data)
     j = traj.at(0.5 * (rep.t_condensed + rep.t_escape))  # type: ignore[operator]
-    g = ph.group_stats(traj, data, j)
+    g = ms.group_stats(traj, data, j)
     for s in g.values():
         assert sum(s.counts.values()) == s.n and s.alive + s.dead == s.n
     assert g["positive"].spread < 0.1
@@ -124,12 +125,12 @@ def test_group_stats_condensation_and_sliding() -> None:
     assert g["negative"].align_x_plus_perp > 0.99
     # on the plateau the positive group slides on x-^perp, deactivated on x-
     k = traj.at(0.5 * (rep.t_plateau + rep.t_plateau_escape))  # type: ignore[operator]
-    gp = ph.group_stats(traj, data, k)["positive"]
+    gp = ms.group_stats(traj, data, k)["positive"]
     assert gp.align_x_minus_perp > 0.999 and gp.mass_active_minus < 1e-6
     assert gp.counts["boundary"] == gp.alive
     # simplification then increasing complexity
-    assert ph.effective_directions(traj, j) < 1.1
-    assert ph.effective_directions(traj, -1) > 1.3
+    assert ms.effective_directions(traj, j) < 1.1
+    assert ms.effective_directions(traj, -1) > 1.3
 
 
 def _synthetic(angles: list[float], signs: list[float], masses: list[float]) -> Trajectory:
@@ -147,23 +148,23 @@ def _synthetic(angles: list[float], signs: list[float], masses: list[float]) -> 
 
 def test_effective_directions_counts_clusters() -> None:
     one = _synthetic([0.0, 0.01, -0.01], [1, 1, 1], [1, 2, 3])
-    assert ph.effective_directions(one) == pytest.approx(1.0)
+    assert ms.effective_directions(one) == pytest.approx(1.0)
     two = _synthetic([0.0, 0.01, 1.2, 1.21], [1, 1, -1, -1], [1, 1, 1, 1])
-    assert ph.effective_directions(two) == pytest.approx(2.0)
+    assert ms.effective_directions(two) == pytest.approx(2.0)
     # same direction, opposite signs: two different functions
     signs = _synthetic([0.2, 0.2], [1, -1], [1, 3])
     q = np.array([0.25, 0.75])
-    assert ph.effective_directions(signs) == pytest.approx(math.exp(-np.sum(q * np.log(q))))
+    assert ms.effective_directions(signs) == pytest.approx(math.exp(-np.sum(q * np.log(q))))
     # dead neurons (inactive on both points) do not count
     dead = _synthetic([0.0, math.pi], [1, 1], [1, 100])
-    assert ph.effective_directions(dead) == pytest.approx(1.0)
+    assert ms.effective_directions(dead) == pytest.approx(1.0)
 
 
 def test_simulated_fate_labels() -> None:
     traj = run(0.3, 0.7)
     data = traj.data
     assert isinstance(data, TwoPointData)
-    sim = ph.simulated_fate(traj, data)
+    sim = ms.simulated_fate(traj, data)
     assert set(sim) == {"condense", "slide", "die", "dead"}
     alive_end = np.any(traj.pattern[-1] == 1, axis=1)
     assert np.all(alive_end == np.isin(sim, ["condense", "slide"]))
@@ -190,11 +191,11 @@ def test_general_dataset_report() -> None:
         (lambda t: detect_phases(t, t.data, spread_tol=0.0), "spread_tol"),
         (lambda t: detect_phases(t, t.data, drop=1.0), "drop"),
         (lambda t: detect_phases(t, t.data, phase4_margin=-1), "phase4_margin"),
-        (lambda t: ph.group_stats(t, t.data, 10**6), "index"),
-        (lambda t: ph.group_stats(t, t.data, 1.5), "index"),
-        (lambda t: ph.effective_directions(t, -1, tol=0), "tol"),
-        (lambda t: ph.simulated_fate(t, t.data, cond_tol=-1), "cond_tol"),
-        (lambda t: ph.group_stats(t, Dataset(t.data.X, t.data.y, t.data.weights)),
+        (lambda t: ms.group_stats(t, t.data, 10**6), "index"),
+        (lambda t: ms.group_stats(t, t.data, 1.5), "index"),
+        (lambda t: ms.effective_directions(t, -1, tol=0), "tol"),
+        (lambda t: ms.simulated_fate(t, t.data, cond_tol=-1), "cond_tol"),
+        (lambda t: ms.group_stats(t, Dataset(t.data.X, t.data.y, t.data.weights)),
          "TwoPointData"),
     ],
 )

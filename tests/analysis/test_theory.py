@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
+from reluflow.analysis import measure as ms
 from reluflow.analysis import phases as ph
 from reluflow.analysis import theory as th
 from reluflow.engine.network import network_output
@@ -107,7 +108,7 @@ def test_fate_matches_exact_flow(delta: float, p: float, seed: int, dim: int) ->
     params = init_network(300, dim, 1e-8, seed=seed)
     traj = gradient_flow(params, data, 1e4)
     pred = th.fate(data, params)
-    sim = ph.simulated_fate(traj, data)
+    sim = ms.simulated_fate(traj, data)
     far = th.fate_boundary_distance(data, params) > 1e-6
     assert far.sum() >= 290
     bad = np.nonzero(far & (pred != sim))[0]
@@ -185,18 +186,18 @@ def test_plateau_escape_formulas() -> None:
     d = TwoPointData(0.3, 0.7)
     nm = th.condensation_rate(d)
     s_notes = (1 - math.sin(0.3)) / nm + 1 / 0.3
-    assert th.plateau_escape_slope(d, "notes") == pytest.approx(s_notes)
-    assert th.plateau_escape_time(d, 1e-6, "notes") == pytest.approx(s_notes * math.log(1e6))
+    assert th.plateau_escape_slope(d, "leading") == pytest.approx(s_notes)
+    assert th.plateau_escape_time(d, 1e-6, "leading") == pytest.approx(s_notes * math.log(1e6))
     # the book's correction is positive and vanishes slowly as kappa -> 0
-    s1 = th.plateau_escape_slope(d, "book", kappa=1e-4)
-    s2 = th.plateau_escape_slope(d, "book", kappa=1e-30)
-    s3 = th.plateau_escape_slope(d, "book", kappa=1e-300)
+    s1 = th.plateau_escape_slope(d, "corrected", kappa=1e-4)
+    s2 = th.plateau_escape_slope(d, "corrected", kappa=1e-30)
+    s3 = th.plateau_escape_slope(d, "corrected", kappa=1e-300)
     assert s1 > s2 > s3 > s_notes
     # the slope is the derivative of the time
     ell = math.log(1e8)
     num = (th.plateau_escape_time(d, math.exp(-(ell + 0.01)))
            - th.plateau_escape_time(d, math.exp(-(ell - 0.01)))) / 0.02
-    assert th.plateau_escape_slope(d, "book", kappa=1e-8) == pytest.approx(num, rel=1e-6)
+    assert th.plateau_escape_slope(d, "corrected", kappa=1e-8) == pytest.approx(num, rel=1e-6)
 
 
 def test_phase4_loss_and_final_margin() -> None:
@@ -266,12 +267,13 @@ def test_max_margin_general_data_beats_grid_and_is_realized() -> None:
                                        params=init_network(3, 2, 1e-3)), "either params"),
         (lambda: th.saddle_escape_time(TwoPointData(1.0, 0.6), 1e-3, m=10), "main regime"),
         (lambda: th.plateau_escape_slope(TwoPointData(0.3, 0.7), "other"), "formula"),
-        (lambda: th.plateau_escape_slope(TwoPointData(0.3, 0.7), "book"), "kappa"),
-        (lambda: th.plateau_escape_slope(TwoPointData(0.3, 0.3), "notes"), "main regime"),
+        (lambda: th.plateau_escape_slope(TwoPointData(0.3, 0.7), "corrected"), "kappa"),
+        (lambda: th.plateau_escape_slope(TwoPointData(0.3, 0.3), "leading"), "main regime"),
         (lambda: th.phase4_loss(TwoPointData(0.3, 0.7), [0.5]), "t must be > 1"),
         (lambda: th.max_margin(TwoPointData(0.3, 0.7), m_dirs=3), "m_dirs"),
         (lambda: th.max_margin(Dataset([[1.0, 0.0], [0.0, 1.0]], [1, 1])), "both labels"),
-        (lambda: th.plane_angles(np.ones((2, 3)), TwoPointData(0.3, 0.7)), "last dimension"),
+        (lambda: th.plane_angles(np.ones((2, 3)), TwoPointData(0.3, 0.7)),
+         r"B must have shape \(\.\.\., d\)"),
         (lambda: th.reactivation_condition(TwoPointData(0.3, 0.7), [1.0]), "shape"),
     ],
 )

@@ -14,6 +14,7 @@ from matplotlib.text import Annotation
 from scipy.integrate import solve_ivp
 
 from reluflow import Params, Trajectory, TwoPointData, gradient_flow, init_network, plots
+from reluflow.analysis import measure as ms
 from reluflow.analysis import phases as ph
 from reluflow.analysis import theory as th
 
@@ -53,11 +54,11 @@ def test_measured_rates_match_phase1_predictions(delta: float, p: float, seed: i
     traj = _run(delta, p, 1e-6, seed, 20.0, 201)
     data = traj.data
     assert isinstance(data, TwoPointData)
-    rates = ph.condensation_rates(traj, data)
+    rates = ms.condensation_rates(traj, data)
     fin = np.isfinite(rates)
     assert fin.sum() >= 5
     np.testing.assert_allclose(rates[fin], th.condensation_rate(data), rtol=1e-3)
-    slide = ph.sliding_growth_rates(traj, data)
+    slide = ms.sliding_growth_rates(traj, data)
     s = np.sign(traj.a[0])
     pred = th.sliding_rates(data)
     seen = 0
@@ -78,7 +79,7 @@ def test_target_angles_against_arccos_and_condensation_angle() -> None:
     traj = _run(0.3, 0.7, 1e-6, 0, 20.0, 201)
     data = traj.data
     assert isinstance(data, TwoPointData)
-    psi = ph.target_angles(traj, data)
+    psi = ms.target_angles(traj, data)
     m = th.mu(data) / th.condensation_rate(data)
     s = np.sign(traj.a[0])
     B0 = traj.B[0]
@@ -132,13 +133,13 @@ def test_plateau_output_matches_exact_flow() -> None:
         (lambda: th.plateau_output(TwoPointData(0.3, 0.7), [3.0], 2.0, 1.0, leader="x"),
          "leader"),
         (lambda: th.sliding_rates(TwoPointData(1.6, 0.7)), "delta"),
-        (lambda: ph.condensation_rates(_run(0.3, 0.7, 1e-6, 0, 20.0, 201), TwoPointData(0.3, 0.7),
+        (lambda: ms.condensation_rates(_run(0.3, 0.7, 1e-6, 0, 20.0, 201), TwoPointData(0.3, 0.7),
                                        f_tol=0.0), "f_tol"),
-        (lambda: ph.condensation_rates(_run(0.3, 0.7, 1e-6, 0, 20.0, 201), TwoPointData(0.3, 0.7),
+        (lambda: ms.condensation_rates(_run(0.3, 0.7, 1e-6, 0, 20.0, 201), TwoPointData(0.3, 0.7),
                                        min_samples=1), "min_samples"),
-        (lambda: ph.sliding_growth_rates(_run(0.3, 0.7, 1e-6, 0, 20.0, 201),
+        (lambda: ms.sliding_growth_rates(_run(0.3, 0.7, 1e-6, 0, 20.0, 201),
                                          TwoPointData(0.3, 0.7), f_tol=-1.0), "f_tol"),
-        (lambda: ph.target_angles(_run(0.3, 0.7, 1e-6, 0, 20.0, 201), TwoPointData(0.4, 0.7)),
+        (lambda: ms.target_angles(_run(0.3, 0.7, 1e-6, 0, 20.0, 201), TwoPointData(0.4, 0.7)),
          "data must be the data set"),
         (lambda: plots.overview_annotations(object()), "report must be"),
     ],

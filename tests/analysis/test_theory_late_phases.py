@@ -13,7 +13,7 @@ import pytest
 from scipy.special import expi
 
 from reluflow import Params, TwoPointData, gradient_flow, init_network
-from reluflow.analysis import phases as ph
+from reluflow.analysis import measure as ms
 from reluflow.analysis import theory as th
 from reluflow.engine.network import network_output
 
@@ -21,7 +21,7 @@ from reluflow.engine.network import network_output
 def test_plateau_exit_output_solves_the_ei_equation() -> None:
     d = TwoPointData(0.3, 0.7)
     nm = th.condensation_rate(d)
-    s_notes = th.plateau_escape_slope(d, "notes")
+    s_notes = th.plateau_escape_slope(d, "leading")
     for kappa in (1e-3, 1e-6, 1e-12):
         g = th.plateau_exit_output(d, kappa)
         ell = math.log(1 / kappa)
@@ -108,7 +108,7 @@ def test_phase4_angle_follows_the_exact_flow() -> None:
     times = np.concatenate([[0.0], np.geomspace(1.0, 1e24, 241)])
     traj = gradient_flow(params, d, 1e24, times=times)
     j0 = int(np.searchsorted(traj.t, 1e6))
-    ang = np.array([ph.group_stats(traj, d, j)["negative"].mean_angle
+    ang = np.array([ms.group_stats(traj, d, j)["negative"].mean_angle
                     for j in range(j0, traj.t.size)])
     t, L = traj.t[j0:], traj.loss[j0:]
     lt = np.log(t)
@@ -119,7 +119,7 @@ def test_phase4_angle_follows_the_exact_flow() -> None:
     assert pred_adv == pytest.approx(advance, rel=0.06)
     # mass split and margin at the end sit on the manifold
     sm = th.phase4_slow_manifold(d, ang[-1])
-    gs = ph.group_stats(traj, d, -1)
+    gs = ms.group_stats(traj, d, -1)
     frac = gs["positive"].mass / (gs["positive"].mass + gs["negative"].mass)
     assert frac == pytest.approx(float(sm["mass_fraction"]), rel=5e-3)
     assert traj.normalized_margin()[-1] == pytest.approx(float(sm["margin"]), rel=0.02)

@@ -11,6 +11,9 @@ from numpy.typing import ArrayLike, NDArray
 #: Names of the losses: exponential :math:`e^{-z}` and logistic :math:`\log(1 + e^{-z})`.
 LOSSES = ("exp", "logistic")
 
+#: Tolerances the exact integrator accepts (closed interval).
+RTOL_RANGE = (1e-14, 1e-3)
+
 
 def positive_finite(name: str, value: Any) -> float:
     """Return ``value`` as a float, or raise if it is not finite and > 0."""
@@ -40,6 +43,14 @@ def open_interval(name: str, value: Any, lo: float, hi: float, label: str | None
         rng = label or f"({lo:g}, {hi:g})"
         raise ValueError(f"{name} must lie in the open interval {rng}, got {value!r}")
     return v
+
+
+def small_kappa(value: Any, name: str = "kappa") -> float:
+    """Return ``value`` if it is a small initialization scale in :math:`(0, 1)`, else raise."""
+    k = positive_finite(name, value)
+    if not k < 1:
+        raise ValueError(f"{name} must lie in the open interval (0, 1) (small init), got {value!r}")
+    return k
 
 
 def int_at_least(name: str, value: Any, lo: int) -> int:

@@ -31,6 +31,7 @@ from reluflow.engine.data import Dataset
 
 __all__ = [
     "Params",
+    "check_params_for",
     "check_run_inputs",
     "gradient",
     "init_network",
@@ -228,17 +229,21 @@ def gradient(params: Params, data: Dataset, loss: str = "exp") -> tuple[Array, A
     return grad_a, grad_B
 
 
-def check_run_inputs(
-    params: Any, data: Any, t_max: Any, times: ArrayLike | None, loss: Any
-) -> tuple[float, NDArray[np.float64] | None, str]:
-    """Validate the common arguments of the integrators; returns ``(t_max, times, loss)``."""
+def check_params_for(params: Any, data: Any) -> Params:
+    """Return ``params`` if it is a :class:`Params` matching the :class:`Dataset` ``data``."""
     if not isinstance(params, Params):
         raise ValueError(f"params must be a reluflow.Params, got {type(params).__name__}")
     if not isinstance(data, Dataset):
         raise ValueError(f"data must be a reluflow.Dataset, got {type(data).__name__}")
     if params.d != data.d:
-        raise ValueError(
-            f"params.B must have d = data.d = {data.d} columns, got {params.d}"
-        )
+        raise ValueError(f"params.B must have d = data.d = {data.d} columns, got {params.d}")
+    return params
+
+
+def check_run_inputs(
+    params: Any, data: Any, t_max: Any, times: ArrayLike | None, loss: Any
+) -> tuple[float, NDArray[np.float64] | None, str]:
+    """Validate the common arguments of the integrators; returns ``(t_max, times, loss)``."""
+    check_params_for(params, data)
     tm = v.positive_finite("t_max", t_max)
     return tm, v.time_grid(times, tm), v.loss_name(loss)
