@@ -16,6 +16,7 @@ from matplotlib.projections.polar import PolarAxes
 
 import reluflow as rf
 from reluflow import animation, plots
+from reluflow.analysis import geometry as geo
 
 
 @pytest.fixture(scope="module")
@@ -63,62 +64,14 @@ def _assert_white_opaque(fig: Figure) -> None:
     assert np.allclose(px[0, 0, :3], 1.0) and np.allclose(px[-1, -1, :3], 1.0)
 
 
-# ------------------------------------------------------------------ geometry
-def test_plane_coords_of_reference_vectors(data: rf.TwoPointData) -> None:
-    xp, xm = data.x_plus, data.x_minus
-    x_plus_perp = (xm - math.cos(data.delta) * xp) / math.sin(data.delta)
-    B = np.stack([xp, xm, -xp, 2.5 * x_plus_perp])
-    ang, nrm = plots.plane_coords(B, data)
-    np.testing.assert_allclose(ang, [0.0, data.delta, math.pi, math.pi / 2], atol=1e-12)
-    np.testing.assert_allclose(nrm, [1.0, 1.0, 1.0, 2.5], rtol=1e-12)
-
-
-def test_plane_coords_projects_out_the_frozen_directions(traj3: rf.Trajectory) -> None:
-    data = traj3.data
-    B = traj3.B[-1]
-    ang, nrm = plots.plane_coords(B, data)
-    np.testing.assert_allclose(ang, np.arctan2(B[:, 1], B[:, 0]), atol=1e-12)
-    np.testing.assert_allclose(nrm, np.hypot(B[:, 0], B[:, 1]), rtol=1e-12)
-    assert plots.plane_coords(traj3.B, data)[0].shape == traj3.B.shape[:2]
-
-
-def test_reference_angles_match_the_vectors(data: rf.TwoPointData) -> None:
-    p = data.p
-    xp, xm = data.x_plus, data.x_minus
-    mu = p * xp - (1 - p) * xm
-    ref = plots.reference_angles(data)
-    assert ref[r"$\mu$"] == pytest.approx(float(plots.plane_coords(mu, data)[0]), abs=1e-12)
-    # x_-^perp is orthogonal to x_- and on the side of x_+
-    th = ref[r"$x_-^\perp$"]
-    v = math.cos(th) * xp + math.sin(th) * (xm - math.cos(data.delta) * xp) / math.sin(data.delta)
-    assert v @ xm == pytest.approx(0.0, abs=1e-12)
-    assert v @ xp == pytest.approx(math.sin(data.delta), abs=1e-12)
-    assert ref["$x_-$"] == pytest.approx(data.delta)
-    assert ref[r"$x_+^\perp$"] == pytest.approx(math.pi / 2)
-
-
-def test_plane_basis_needs_both_labels_and_non_parallel_points() -> None:
-    with pytest.raises(ValueError, match="label"):
-        plots.plane_basis(rf.Dataset([[1.0, 0.0], [0.0, 1.0]], [1, 1]))
-    with pytest.raises(ValueError, match="parallel"):
-        plots.plane_basis(rf.Dataset([[1.0, 0.0], [2.0, 0.0]], [1, -1]))
-    with pytest.raises(ValueError, match="data must be"):
-        plots.plane_basis("not data")  # type: ignore[arg-type]
-
-
-def test_plane_coords_rejects_wrong_dimension(data: rf.TwoPointData) -> None:
-    with pytest.raises(ValueError, match="B must have shape"):
-        plots.plane_coords(np.ones((4, 3)), data)
-
-
-def test_neuron_subset_is_seeded_and_bounded() -> None:
-    a = plots.neuron_subset(1000, 300, seed=4)
-    b = plots.neuron_subset(1000, 300, seed=4)
+def test_sample_neurons_is_seeded_and_bounded() -> None:
+    a = plots.sample_neurons(1000, 300, seed=4)
+    b = plots.sample_neurons(1000, 300, seed=4)
     assert a.size == 300 and np.array_equal(a, b) and np.all(np.diff(a) > 0)
-    assert not np.array_equal(a, plots.neuron_subset(1000, 300, seed=5))
-    assert np.array_equal(plots.neuron_subset(7, 300), np.arange(7))
+    assert not np.array_equal(a, plots.sample_neurons(1000, 300, seed=5))
+    assert np.array_equal(plots.sample_neurons(7, 300), np.arange(7))
     with pytest.raises(ValueError, match="max_neurons"):
-        plots.neuron_subset(10, 0)
+        plots.sample_neurons(10, 0)
 
 
 # ------------------------------------------------------------------ phases
@@ -208,7 +161,7 @@ def test_polar_directions_draws_every_neuron_with_its_sign(
         plots.polar_directions(ax, traj, -1, data)
     offsets = np.concatenate([c.get_offsets() for c in ax.collections])
     assert offsets.shape[0] == traj.m
-    ang, nrm = plots.plane_coords(traj.B[-1], data)
+    ang, nrm = geo.plane_coords(traj.B[-1], data)
     np.testing.assert_allclose(np.sort(offsets[:, 0]), np.sort(ang))
     np.testing.assert_allclose(np.sort(offsets[:, 1]), np.sort(np.log10(nrm)))
     pos = np.array(to_rgba(plots.PALETTE["positive"]))
@@ -362,7 +315,7 @@ def test_animation_time_window(traj: rf.Trajectory) -> None:
 
 
 def test_group_series_panel(traj: rf.Trajectory) -> None:
-    ang, _ = plots.plane_coords(traj.B, traj.data)
+    ang, _ = geo.plane_coords(traj.B, traj.data)
     pos = np.std(ang[:, traj.a[-1] > 0], axis=1)
     neg = np.std(ang[:, traj.a[-1] < 0], axis=1)
     ax = plots.new_figure().add_subplot()

@@ -24,6 +24,7 @@ from matplotlib.animation import FuncAnimation, HTMLWriter
 from matplotlib.artist import Artist
 from numpy.typing import NDArray
 
+from reluflow.analysis.geometry import plane_coords
 from reluflow.engine import checks as v
 from reluflow.engine.data import Dataset
 from reluflow.engine.trajectory import Trajectory
@@ -170,8 +171,8 @@ def direction_animation(
     FuncAnimation
         Over a new :class:`~matplotlib.figure.Figure` (not registered with ``pyplot``).
     """
-    traj = plots._check_traj(traj)
-    data = plots._check_data(traj, data)
+    traj = plots.check_traj(traj)
+    data = plots.check_data(traj, data)
     nf = v.int_at_least("frames", frames, 2)
     if nf > MAX_FRAMES:
         raise ValueError(f"frames must be an integer in [2, {MAX_FRAMES}], got {frames!r}")
@@ -181,26 +182,26 @@ def direction_animation(
     dp = v.positive_finite("dpi", dpi)
     if not 30 <= dp <= 200:
         raise ValueError(f"dpi must lie in [30, 200], got {dpi!r}")
-    mode = plots._radius_mode(radius)
-    sub = plots.neuron_subset(traj.m, max_neurons, seed)
+    mode = plots.check_radius_mode(radius)
+    sub = plots.sample_neurons(traj.m, max_neurons, seed)
     idx = _window(traj.t, t_window, nf)
 
-    ang, nrm = plots.plane_coords(traj.B[:, sub], data)
-    floor = plots._radius_floor(nrm)
-    rad = plots._radius(nrm, mode, floor)
-    lo, hi = plots._radial_limits(rad, mode)
+    ang, nrm = plane_coords(traj.B[:, sub], data)
+    floor = plots.radius_floor(nrm)
+    rad = plots.polar_radius(nrm, mode, floor)
+    lo, hi = plots.radial_limits(rad, mode)
     colors = {sg: np.array(mpl.colors.to_rgba(plots.PALETTE[key]))
               for sg, key in ((1, "positive"), (-1, "negative"), (0, "reference"))}
 
     def _edges(k: int) -> NDArray[np.float64]:
-        sg = plots._signs(traj, k)[sub]
+        sg = plots.neuron_signs(traj, k)[sub]
         return np.array([colors[int(x)] for x in sg]).reshape(-1, 4)
 
     edge = _edges(int(idx[0]))
     clear = np.zeros_like(edge)
 
     with plots.style():
-        fig = plots._new_figure(figsize, layout="constrained")
+        fig = plots.new_figure(figsize, layout="constrained")
         fig.set_dpi(dp)
         ax = fig.add_subplot(projection="polar")
         # Draw the first frame with the shared styling, then keep one scatter to update.
@@ -216,7 +217,7 @@ def direction_animation(
     def _update(j: int) -> list[Artist]:
         k = int(idx[j])
         scat.set_offsets(np.column_stack([ang[k], rad[k]]))
-        alive = plots._alive(traj, k)[sub]
+        alive = plots.alive_mask(traj, k)[sub]
         ek = _edges(k)
         scat.set_edgecolor(cast(Any, ek))
         scat.set_facecolor(cast(Any, np.where(alive[:, None], ek, clear)))

@@ -17,7 +17,6 @@ next to each panel.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from io import BytesIO
@@ -26,16 +25,14 @@ from typing import Any
 import ipywidgets as W
 from matplotlib.figure import Figure
 
-from reluflow.engine import checks as v
-from reluflow.engine.data import TwoPointData
-from reluflow.engine.network import init_network
 from reluflow.engine.trajectory import Trajectory
+from reluflow.runs.config import FIELDS, RunConfig
+from reluflow.runs.config import simulate as simulate_run
 from reluflow.viz import plots
 
 __all__ = [
     "LAUNCH_NOTE",
     "M_CHOICES",
-    "RANGES",
     "Explorer",
     "ExplorerState",
     "explorer",
@@ -52,37 +49,17 @@ LAUNCH_NOTE = (
 #: Widths offered by the *m* slider (roughly log-spaced).
 M_CHOICES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 
-#: Allowed ranges of the explorer's values (closed unless noted in the error messages).
-RANGES: dict[str, tuple[float, float]] = {
-    "kappa": (1e-12, 1e-1),
-    "delta": (0.0, math.pi / 2),  # open interval
-    "p": (0.0, 1.0),  # open interval
-    "m": (1, 1000),
-    "seed": (0, 2**32 - 1),
-    "t_max": (1e-1, 1e30),
-}
-
-
 @dataclass(frozen=True)
 class ExplorerState:
     r"""The values of the explorer panel (validated on construction).
 
+    Each value must lie in the explorers' range of its field, ``FIELDS[name].explore``
+    (:data:`reluflow.runs.config.FIELDS`); :meth:`config` is the run they describe.
+
     Attributes
     ----------
-    kappa : float
-        Initialization scale :math:`\kappa \in [10^{-12}, 10^{-1}]`.
-    delta : float
-        Angle :math:`\Delta \in (0, \pi/2)` between :math:`x_+` and :math:`x_-` (radians).
-    p : float
-        Weight of :math:`x_+`, in :math:`(0, 1)`.
-    m : int
-        Width, integer in ``[1, 1000]``.
-    seed : int
-        Seed of the initialization, integer in ``[0, 2**32 - 1]``.
-    t_max : float
-        End of the time window, in :math:`[10^{-1}, 10^{30}]`.
-    loss : {"exp", "logistic"}
-        Loss function.
+    kappa, delta, p, m, seed, t_max, loss
+        As in :class:`~reluflow.runs.config.RunConfig`.
     """
 
     kappa: float = 1e-4
@@ -94,30 +71,19 @@ class ExplorerState:
     loss: str = "exp"
 
     def __post_init__(self) -> None:
-        lo, hi = RANGES["kappa"]
-        k = v.positive_finite("kappa", self.kappa)
-        if not lo <= k <= hi:
-            raise ValueError(f"kappa must lie in [{lo:g}, {hi:g}], got {self.kappa!r}")
-        d = v.open_interval("delta", self.delta, 0.0, math.pi / 2, "(0, pi/2)")
-        p = v.open_interval("p", self.p, 0.0, 1.0)
-        m = v.int_at_least("m", self.m, 1)
-        if m > RANGES["m"][1]:
-            raise ValueError(f"m must be an integer in [1, {int(RANGES['m'][1])}], got {self.m!r}")
-        s = v.int_at_least("seed", self.seed, 0)
-        if s > RANGES["seed"][1]:
-            raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {self.seed!r}")
-        lo, hi = RANGES["t_max"]
-        t = v.positive_finite("t_max", self.t_max)
-        if not lo <= t <= hi:
-            raise ValueError(f"t_max must lie in [{lo:g}, {hi:g}], got {self.t_max!r}")
-        loss = v.loss_name(self.loss)
-        for name, val in (("kappa", k), ("delta", d), ("p", p), ("m", m), ("seed", s),
-                          ("t_max", t), ("loss", loss)):
-            object.__setattr__(self, name, val)
+        for f in fields(self):
+            object.__setattr__(self, f.name, FIELDS[f.name].check_explore(getattr(self, f.name)))
 
-    def data(self) -> TwoPointData:
-        """The two-point data set of this state (``d = 2``)."""
-        return TwoPointData(self.delta, self.p)
+    def config(self) -> RunConfig:
+        """The run of these values (``d = 2``, balanced, default tolerance)."""
+        return RunConfig(delta=self.delta, p=self.p, kappa=self.kappa, m=self.m,
+                         seed=self.seed, t_max=self.t_max, loss=self.loss)
+
+
+def _explore_max(name: str) -> int:
+    rng = FIELDS[name].explore
+    assert rng is not None
+    return int(rng[1])
 
 
 Engine = Callable[..., Trajectory]
@@ -145,21 +111,11 @@ def simulate(
     """
     if not isinstance(state, ExplorerState):
         raise ValueError(f"state must be an ExplorerState, got {type(state).__name__}")
-    if engine is None:
-        from reluflow.engine.flow import gradient_flow
-
-        engine = gradient_flow
-    data = state.data()
-    params = init_network(state.m, 2, state.kappa, seed=state.seed)
-    traj = engine(params, data, state.t_max, loss=state.loss)
+    run = simulate_run(state.config(), engine=engine)
+    traj = run.trajectory
     traj.info.setdefault("kappa", state.kappa)
     traj.info.setdefault("seed", state.seed)
-    rep = None
-    if report:
-        from reluflow.analysis.phases import detect_phases
-
-        rep = detect_phases(traj, data)
-    fig = plots.overview_figure(traj, data, rep)
+    fig = plots.overview_figure(traj, run.data, run.report if report else None)
     return traj, fig
 
 
@@ -216,7 +172,7 @@ class Explorer(W.VBox):
                                layout=lay),
             "m": W.SelectionSlider(options=m_opts, value=st.m, description="m (width)",
                                    continuous_update=False, style=style, layout=lay),
-            "seed": W.BoundedIntText(value=st.seed, min=0, max=int(RANGES["seed"][1]),
+            "seed": W.BoundedIntText(value=st.seed, min=0, max=_explore_max("seed"),
                                      description="seed", style=style,
                                      layout=W.Layout(width="200px")),
             "t_max": W.FloatLogSlider(value=st.t_max, base=10, min=0, max=30, step=1,
