@@ -37,7 +37,7 @@ def build_overview() -> tuple[Any, Any, Any, Any]:
 
     data = rf.TwoPointData(DELTA, P)
     params = rf.init_network(M, 2, KAPPA, seed=SEED)
-    horizon = 2.0 * theory.plateau_escape_time(data, KAPPA, "notes") + 20.0
+    horizon = 2.0 * theory.plateau_escape_time(data, KAPPA, "leading") + 20.0
     times = np.concatenate([[0.0], np.linspace(horizon / 800, horizon, 800),
                             np.geomspace(horizon * 1.01, T_MAX, 300)])
     traj = rf.gradient_flow(params, data, T_MAX, times=times)

@@ -32,14 +32,18 @@ __version__ = "0.1.0"
 
 #: Short names of the subject modules: ``reluflow.<name>`` is imported on first access.
 SUBJECTS: dict[str, str] = {
+    "geometry": "reluflow.analysis.geometry",
     "theory": "reluflow.analysis.theory",
     "phases": "reluflow.analysis.phases",
+    "measure": "reluflow.analysis.measure",
     "compare": "reluflow.analysis.compare",
     "plots": "reluflow.viz.plots",
     "animation": "reluflow.viz.animation",
     "widgets": "reluflow.viz.widgets",
+    "config": "reluflow.runs.config",
     "sweep": "reluflow.runs.sweep",
     "scaling": "reluflow.runs.scaling",
+    "cache": "reluflow.runs.cache",
 }
 
 __all__ = [

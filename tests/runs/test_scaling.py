@@ -10,34 +10,37 @@ import numpy as np
 import pytest
 
 import reluflow as rf
+from reluflow.analysis import measure as ms
 from reluflow.analysis import theory as th
+from reluflow.runs import cache
 from reluflow.runs import scaling as sc
 from reluflow.runs import sweep as sw
+from reluflow.runs.config import ConfigError
 
 BASE = {"delta": 0.3, "p": 0.7, "kappa": 1e-4, "m": 20, "seed": 0, "t_max": 1e4}
 
 
 # ----------------------------------------------------------------- horizon and grid
 def test_loss_scale_and_bad_loss() -> None:
-    assert sc.loss_scale("exp") == 1.0
-    assert sc.loss_scale("logistic") == 2.0
+    assert th.loss_scale("exp") == 1.0
+    assert th.loss_scale("logistic") == 2.0
     with pytest.raises(ValueError, match="loss"):
-        sc.loss_scale("hinge")
+        th.loss_scale("hinge")
 
 
 @pytest.mark.parametrize(("delta", "p"), [(0.3, 0.7), (0.3, 0.3), (1.1, 0.5)])
 def test_horizon_is_past_the_predicted_plateau_escape(delta: float, p: float) -> None:
     data = rf.TwoPointData(delta, p)
-    h = sc.horizon(delta, p, 1e-6)
+    h = th.horizon(delta, p, 1e-6)
     reg = th.regime(data)
     if reg in ("main", "mirror"):
         eff = data if reg == "main" else rf.TwoPointData(delta, 1 - p)
-        assert h > 1.4 * th.plateau_escape_time(eff, 1e-6, "book")
+        assert h > 1.4 * th.plateau_escape_time(eff, 1e-6, "corrected")
     else:
         assert h > math.log(1e6) / (min(p, 1 - p) * math.sin(delta))
-    assert sc.horizon(delta, p, 1e-6, "logistic") == pytest.approx(2 * h)
+    assert th.horizon(delta, p, 1e-6, "logistic") == pytest.approx(2 * h)
     # the larger of the two scales sets the horizon
-    assert sc.horizon(delta, p, 1e-9, kappa_a=1e-6) == pytest.approx(h)
+    assert th.horizon(delta, p, 1e-9, kappa_a=1e-6) == pytest.approx(h)
 
 
 @pytest.mark.parametrize(("kw", "name"), [({"delta": 1.6}, "delta"), ({"p": 1.0}, "p"),
@@ -45,13 +48,13 @@ def test_horizon_is_past_the_predicted_plateau_escape(delta: float, p: float) ->
 def test_horizon_rejects_bad_input(kw: dict[str, float], name: str) -> None:
     args = {"delta": 0.3, "p": 0.7, "kappa": 1e-4, **kw}
     with pytest.raises(ValueError, match=name):
-        sc.horizon(**args)
+        th.horizon(**args)
 
 
 def test_recording_times_dense_then_log() -> None:
     cfg = {**BASE, "t_max": 1e6}
     t = sc.recording_times(cfg, n_lin=50, n_log=10)
-    h = sc.horizon(0.3, 0.7, 1e-4)
+    h = th.horizon(0.3, 0.7, 1e-4)
     assert t[0] == 0.0 and t.size == 61
     assert np.allclose(np.diff(t[:51]), h / 50)
     assert t[-1] == pytest.approx(1e6)
@@ -60,7 +63,7 @@ def test_recording_times_dense_then_log() -> None:
     assert short.size == 21 and short[-1] == pytest.approx(10.0)
     with pytest.raises(ValueError, match="n_lin"):
         sc.recording_times(cfg, n_lin=1)
-    with pytest.raises(sw.SpecError, match="kappa"):
+    with pytest.raises(ConfigError, match="kappa"):
         sc.recording_times({**BASE, "kappa": -1.0})
 
 
@@ -94,7 +97,7 @@ def test_run_dense_times_match_detect_phases_on_the_same_grid(
     traj = rf.gradient_flow(params, data, float(times[-1]), times=times)
     rep = rf.detect_phases(traj, data)
     assert main_run["t_plateau_escape"] == pytest.approx(rep.t_plateau_escape, rel=1e-9)
-    label, sign, both = sc.measured_regime(traj, data, rep.t_escape)
+    label, sign, both = ms.measured_regime(traj, data, rep.t_escape)
     assert (label, sign) == ("main", 1) and both == pytest.approx(main_run["leader_both"])
 
 
@@ -110,7 +113,7 @@ def test_measured_regime_other_regimes(delta: float, p: float, label: str, sign:
 def test_measured_regime_without_escape() -> None:
     data = rf.TwoPointData(0.3, 0.7)
     traj = rf.gradient_flow(rf.init_network(5, 2, 1e-6, seed=0), data, 1.0)
-    assert sc.measured_regime(traj, data, None)[:2] == ("none", 0)
+    assert ms.measured_regime(traj, data, None)[:2] == ("none", 0)
 
 
 def test_run_dense_refuses_obtuse_angle() -> None:
@@ -121,25 +124,25 @@ def test_run_dense_refuses_obtuse_angle() -> None:
 # ----------------------------------------------------------------- sweeps and caching
 def test_source_fingerprint_tracks_the_code(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("x = 1\n")
-    f1 = sc.source_fingerprint(tmp_path)
-    assert f1 == sc.source_fingerprint(tmp_path) and len(f1) == 12
+    f1 = cache.source_fingerprint(tmp_path)
+    assert f1 == cache.source_fingerprint(tmp_path) and len(f1) == 12
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert sc.source_fingerprint(tmp_path) != f1
+    assert cache.source_fingerprint(tmp_path) != f1
     with pytest.raises(ValueError, match="package_dir"):
-        sc.source_fingerprint(tmp_path / "missing")
+        cache.source_fingerprint(tmp_path / "missing")
 
 
 def test_cache_dir_separates_modes_and_code(tmp_path: Path) -> None:
-    fast = sc.cache_dir(tmp_path, "grid-1", True)
-    full = sc.cache_dir(tmp_path, "grid-1", False)
+    fast = cache.cache_dir(tmp_path, "grid-1", True)
+    full = cache.cache_dir(tmp_path, "grid-1", False)
     assert fast != full
-    assert fast.parent.name == sc.source_fingerprint() and fast.name == "grid-1"
+    assert fast.parent.name == cache.source_fingerprint() and fast.name == "grid-1"
     assert not fast.exists()  # nothing is created before a sweep runs
     for bad in ("", "a/b", "../x"):
         with pytest.raises(ValueError, match="name"):
-            sc.cache_dir(tmp_path, bad, True)
+            cache.cache_dir(tmp_path, bad, True)
     with pytest.raises(ValueError, match="fast"):
-        sc.cache_dir(tmp_path, "g", 1)  # type: ignore[arg-type]
+        cache.cache_dir(tmp_path, "g", 1)  # type: ignore[arg-type]
 
 
 def test_run_grid_writes_reads_and_keeps_order(tmp_path: Path) -> None:
@@ -148,7 +151,7 @@ def test_run_grid_writes_reads_and_keeps_order(tmp_path: Path) -> None:
     recs = sc.run_grid(grid, out, workers=1)
     assert [r["kappa"] for r in recs] == [1e-3, 1e-2]
     files = sorted((out / "results").glob("*.json"))
-    assert [f.stem for f in files] == sorted(sw.config_hash(c) for c in grid)
+    assert [f.stem for f in files] == sorted(sw.config_hash({**c, "grid": "dense"}) for c in grid)
     assert (out / "results.csv").is_file()
     # a second call reads the cache: same records, the files are not rewritten
     mtimes = [f.stat().st_mtime_ns for f in files]
@@ -170,17 +173,17 @@ def test_run_grid_reports_failures(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------- predictions, fits
 def test_fit_line() -> None:
-    s, c, n = sc.fit_line([1, 2, 3, 4], [3.0, None, 7.0, float("nan")])
+    s, c, n = ms.fit_line([1, 2, 3, 4], [3.0, None, 7.0, float("nan")])
     assert (s, c, n) == (pytest.approx(2.0), pytest.approx(1.0), 2)
-    s, _, n = sc.fit_line([1, 1], [1.0, 2.0])
+    s, _, n = ms.fit_line([1, 1], [1.0, 2.0])
     assert math.isnan(s) and n == 2
     with pytest.raises(ValueError, match="same length"):
-        sc.fit_line([1, 2], [1.0])
+        ms.fit_line([1, 2], [1.0])
 
 
 def test_regime_map_matches_theory() -> None:
     deltas, ps = [0.3, 1.1], [0.3, 0.5, 0.8]
-    codes = sc.regime_map(deltas, ps)
+    codes = th.regime_map(deltas, ps)
     assert codes.shape == (3, 2)
     for i, p in enumerate(ps):
         for j, dl in enumerate(deltas):
@@ -191,37 +194,37 @@ def test_regime_map_matches_theory() -> None:
 def test_plateau_escape_slope_prediction() -> None:
     ks = [1e-4, 1e-8]
     main = rf.TwoPointData(0.3, 0.7)
-    s, src = sc.plateau_escape_slope_prediction(main, ks)
+    s, src = th.plateau_escape_slope_prediction(main, ks)
     assert src == "book formula"
-    t = [th.plateau_escape_time(main, k, "book") for k in ks]
+    t = [th.plateau_escape_time(main, k, "corrected") for k in ks]
     assert s == pytest.approx((t[1] - t[0]) / math.log(1e4))
     mirror = rf.TwoPointData(0.3, 0.3)
-    assert sc.plateau_escape_slope_prediction(mirror, ks)[0] == pytest.approx(s)
+    assert th.plateau_escape_slope_prediction(mirror, ks)[0] == pytest.approx(s)
     inter = rf.TwoPointData(1.1, 0.6)
-    s_i, src_i = sc.plateau_escape_slope_prediction(inter, ks)
+    s_i, src_i = th.plateau_escape_slope_prediction(inter, ks)
     assert src_i == "intermediate estimate"
     assert s_i == pytest.approx(1 / (0.4 * math.sin(1.1)))
     with pytest.raises(ValueError, match="kappas"):
-        sc.plateau_escape_slope_prediction(main, [1e-4])
+        th.plateau_escape_slope_prediction(main, [1e-4])
     with pytest.raises(ValueError, match="data"):
-        sc.plateau_escape_slope_prediction("data", ks)  # type: ignore[arg-type]
+        th.plateau_escape_slope_prediction("data", ks)  # type: ignore[arg-type]
 
 
 def test_plateau_exit_loss() -> None:
     main = rf.TwoPointData(0.3, 0.7)
     g = th.plateau_exit_output(main, 1e-8)
-    assert sc.plateau_exit_loss(main, 1e-8) == pytest.approx(0.3 + 0.7 * math.exp(-g))
-    assert sc.plateau_exit_loss(rf.TwoPointData(0.3, 0.3), 1e-8) == pytest.approx(
-        sc.plateau_exit_loss(main, 1e-8))
-    assert sc.plateau_exit_loss(rf.TwoPointData(1.1, 0.6), 1e-8) is None
+    assert th.plateau_exit_loss(main, 1e-8) == pytest.approx(0.3 + 0.7 * math.exp(-g))
+    assert th.plateau_exit_loss(rf.TwoPointData(0.3, 0.3), 1e-8) == pytest.approx(
+        th.plateau_exit_loss(main, 1e-8))
+    assert th.plateau_exit_loss(rf.TwoPointData(1.1, 0.6), 1e-8) is None
 
 
 def test_invariant_drift_total_measures_against_total_mass() -> None:
     data = rf.TwoPointData(0.3, 0.7)
     traj = rf.gradient_flow(rf.init_network(10, 2, 1e-3, seed=1), data, 50.0)
-    assert sc.invariant_drift_total(traj) < 1e-9
+    assert ms.invariant_drift_total(traj) < 1e-9
     # perturb one neuron's output weight at the last time: 1e-3 of the total mass
     tot = float(np.sum(traj.a[-1] ** 2 + np.sum(traj.B[-1] ** 2, axis=1)))
     a = traj.a[-1, 0]
     traj.a[-1, 0] = math.copysign(math.sqrt(a**2 + 1e-3 * tot), a)
-    assert sc.invariant_drift_total(traj) == pytest.approx(1e-3 / (1 + 1e-3), rel=1e-6)
+    assert ms.invariant_drift_total(traj) == pytest.approx(1e-3 / (1 + 1e-3), rel=1e-6)

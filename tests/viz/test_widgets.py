@@ -17,8 +17,10 @@ SMALL = widgets.ExplorerState(kappa=1e-2, delta=0.3, p=0.7, m=8, seed=1, t_max=3
 
 
 
-def _gd(params: rf.Params, data: rf.Dataset, t_max: float, *, loss: str) -> rf.Trajectory:
-    return rf.gradient_descent(params, data, 2e-2, t_max, loss=loss, record_events=False)
+def _gd(params: rf.Params, data: rf.Dataset, t_max: float, *, times: Any, loss: str,
+        rtol: float) -> rf.Trajectory:
+    return rf.gradient_descent(params, data, 2e-2, t_max, times=times, loss=loss,
+                               record_events=False)
 
 
 def test_launch_note_is_one_line_about_a_live_kernel() -> None:
@@ -45,7 +47,7 @@ def test_state_normalises_types() -> None:
     st = replace(SMALL, m=16.0, kappa=np.float32(1e-3))
     assert isinstance(st.m, int) and st.m == 16
     assert isinstance(st.kappa, float)
-    assert st.data().delta == pytest.approx(0.3)
+    assert st.config().data().delta == pytest.approx(0.3)
 
 
 def test_simulate_returns_trajectory_and_figure() -> None:
