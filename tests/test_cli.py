@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from reluflow import Trajectory
+from reluflow.analysis.phases import PHASE_TIMES
 from reluflow.cli import main
 from reluflow.runs import sweep as sw
 
@@ -39,6 +40,7 @@ def _listing(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
+@pytest.mark.slow  # starts processes
 def test_help_on_every_command() -> None:
     exe = Path(sys.executable).with_name("reluflow")
     runs = [[str(exe), *cmd] for cmd in ([], ["simulate"], ["phases"], ["sweep"])]
@@ -75,7 +77,7 @@ def test_simulate_then_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert summary["wall_time"] > 0
     assert traj.t[-1] == pytest.approx(1e3)
     assert traj.a.shape[1] == 20
-    for name in sw.PHASE_TIMES:
+    for name in PHASE_TIMES:
         assert name in summary
         want = getattr(detect_phases(traj, traj.data), name)
         assert summary[name] == (None if want is None or not np.isfinite(want) else want)
@@ -192,6 +194,7 @@ def test_sweep_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert _listing(tmp_path) == ["blocker", "spec.toml"]
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.timeout(180)
 def test_sweep_local_then_dask_scheduler(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,3 +228,62 @@ def test_sweep_local_then_dask_scheduler(tmp_path: Path,
     for r in (*rows, *drows):
         del r["wall_time"], r["host"]
     assert rows == drows
+
+
+# ----------------------------------------------------------------- output folders, pipes
+def test_simulate_replaces_a_previous_run_as_a_whole(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main([*SIM, "--out", str(out)]) == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert main([*SIM[:-2], "--t-max", "50", "--out", str(out)]) == 0
+    second = json.loads((out / "summary.json").read_text())
+    assert first["parameters"]["t_max"] == 1e3 and second["parameters"]["t_max"] == 50.0
+    assert Trajectory.load(out / "trajectory.npz").t[-1] == pytest.approx(50.0)
+    assert _listing(tmp_path) == ["run", "run/overview.png", "run/summary.json",
+                                  "run/trajectory.npz"]
+    # a folder holding anything else is refused, untouched
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main([*SIM, "--out", str(out)]) == 2
+    assert "holds files other than a previous run's (notes.txt)" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_stale_staging_folders_of_killed_runs_are_removed(tmp_path: Path) -> None:
+    stale = tmp_path / ".reluflow-stage-run-999999999"
+    stale.mkdir()
+    (stale / "trajectory.npz").write_bytes(b"half")
+    assert main([*SIM, "--out", str(tmp_path / "run")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.slow  # starts processes
+def test_sigterm_during_simulate_leaves_nothing(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "reluflow", "simulate", "--delta", "0.3", "--p", "0.7",
+           "--kappa", "1e-6", "--m", "200000", "--seed", "0", "--t-max", "1e30",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".reluflow-stage-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow  # starts processes
+def test_phases_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main([*SIM, "--out", str(out)]) == 0
+    cmd = f"{sys.executable} -m reluflow phases {out / 'trajectory.npz'} | head -n 1"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("quantity") and proc.stderr == ""

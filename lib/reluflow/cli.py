@@ -24,13 +24,15 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
-import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from reluflow.runs import sweep as sw
+from reluflow.runs.config import FIELDS, REQUIRED, ConfigError, RunConfig, simulate
 
 __all__ = ["main"]
 
@@ -49,11 +51,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _field(name: str) -> Any:
-    """An argparse ``type`` that checks a value with the same ranges as the API."""
+    """An argparse ``type`` that checks a value against :data:`FIELDS` (the API's ranges)."""
+    spec = FIELDS[name]
 
     def conv(text: str) -> Any:
         val: Any = text
-        if name not in ("loss", "balanced"):
+        if spec.kind not in ("choice", "bool"):
             try:
                 val = int(text)
             except ValueError:
@@ -61,14 +64,31 @@ def _field(name: str) -> Any:
                     val = float(text)
                 except ValueError:
                     raise argparse.ArgumentTypeError(
-                        f"{name} must be {sw.FIELDS[name]}, got {text!r}") from None
+                        f"{name} must be {spec.describe()}, got {text!r}") from None
         try:
-            return sw._check_field(name, val)
-        except sw.SpecError as exc:
+            return spec.check(val)
+        except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     conv.__name__ = name
     return conv
+
+
+def _help(name: str, default: str = "") -> str:
+    """``--name`` help: the field's meaning and allowed range from :data:`FIELDS`."""
+    spec = FIELDS[name]
+    return f"{spec.help}; {spec.describe()}" + (f" (default {default})" if default else "")
+
+
+def _seconds(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = float("nan")
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"time-limit must be a number of seconds > 0, "
+                                         f"got {text!r}")
+    return x
 
 
 def _workers(text: str) -> int:
@@ -81,29 +101,21 @@ def _workers(text: str) -> int:
     return n
 
 
-SWEEP_EPILOG = """\
-spec format (TOML): the grid is the Cartesian product of the lists in [grid];
-[fixed] holds single values shared by every configuration.
-
-  [grid]
-  delta = [0.2, 0.3]     # each in (0, pi)
-  p = [0.7]              # each in (0, 1)
-  kappa = [1e-4, 1e-6]   # each > 0
-  m = [100]              # integers >= 1
-  seed = [0, 1]          # integers >= 0
-  t_max = [1e4]          # each > 0
-  [fixed]
-  d = 2                  # integer >= 2 (default 2)
-  loss = "exp"           # "exp" or "logistic" (default "exp")
-  balanced = true        # default true; false allows kappa_a > 0
-  rtol = 1e-9            # in [1e-14, 1e-3] (default 1e-9)
-
-Any field may go in either table (not both); delta, p, kappa, m, seed, t_max are
-required.  Results: DIR/results/<hash>.json (one per configuration, written
-atomically; failures as <hash>.error.json with the traceback), table DIR/results.csv.
-Re-running the same command skips finished configurations (resume after Ctrl-C or a
-killed worker); --retry-failed also re-runs the failed ones.
-"""
+def _sweep_epilog() -> str:
+    """The ``reluflow sweep --help`` epilog: the spec format and every field's range."""
+    lines = [f"  {f.name:<9} {f.help}; {f.describe()}" for f in FIELDS.values()]
+    return (
+        "spec format (TOML): the grid is the Cartesian product of the lists in [grid];\n"
+        "[fixed] holds single values shared by every configuration.\n\n"
+        "  [grid]\n  delta = [0.2, 0.3]\n  p = [0.7]\n  kappa = [1e-4, 1e-6]\n"
+        "  m = [100]\n  seed = [0, 1]\n  t_max = [1e4]\n  [fixed]\n  loss = \"exp\"\n\n"
+        "fields (any field may go in either table, not both; delta, p, kappa, m, seed,\n"
+        "t_max are required):\n" + "\n".join(lines) + "\n\n"
+        "Results: DIR/results/<hash>.json (one per configuration, written atomically;\n"
+        "failures as <hash>.error.json with the traceback), table DIR/results.csv.\n"
+        "Re-running the same command skips finished configurations (resume after Ctrl-C\n"
+        "or a killed worker); --retry-failed also re-runs the failed ones.\n"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,24 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         "two-point data (x+ = e1 with weight p, x- at angle delta with weight 1-p) from "
         "a random small initialization of scale kappa, detect the four phases, and write "
         "DIR/trajectory.npz, DIR/summary.json and DIR/overview.png.")
-    sim.add_argument("--delta", type=_field("delta"), required=True,
-                     help="angle between x+ and x-, in (0, pi)")
-    sim.add_argument("--p", type=_field("p"), required=True, help="weight of x+, in (0, 1)")
-    sim.add_argument("--kappa", type=_field("kappa"), required=True,
-                     help="initialization scale, > 0")
-    sim.add_argument("--m", type=_field("m"), required=True, help="width, integer >= 1")
-    sim.add_argument("--seed", type=_field("seed"), required=True, help="integer >= 0")
-    sim.add_argument("--t-max", type=_field("t_max"), required=True,
-                     help="final time, > 0 (the exact flow reaches 1e30)")
-    sim.add_argument("--d", type=_field("d"), default=2, help="input dimension >= 2 (default 2)")
-    sim.add_argument("--loss", choices=("exp", "logistic"), default="exp",
-                     help="loss (default exp)")
+    for name in REQUIRED:
+        sim.add_argument(f"--{name.replace('_', '-')}", type=_field(name), required=True,
+                         help=_help(name))
+    sim.add_argument("--d", type=_field("d"), default=2, help=_help("d", "2"))
+    sim.add_argument("--loss", type=_field("loss"), default="exp", help=_help("loss", "exp"))
     sim.add_argument("--unbalanced", action="store_true",
                      help="output weights a_k = kappa_a * N(0,1) instead of ±|b_k|")
     sim.add_argument("--kappa-a", type=_field("kappa_a"), default=None,
-                     help="output scale > 0 with --unbalanced (default: kappa)")
-    sim.add_argument("--rtol", type=_field("rtol"), default=1e-9,
-                     help="integrator tolerance in (0, 0.1) (default 1e-9)")
+                     help=_help("kappa_a", "kappa"))
+    sim.add_argument("--rtol", type=_field("rtol"), default=1e-9, help=_help("rtol", "1e-9"))
+    sim.add_argument("--grid", type=_field("grid"), default="log", help=_help("grid", "log"))
     sim.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
     ph = sub.add_parser("phases", formatter_class=fmt, help="phase report of a saved run",
@@ -153,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", formatter_class=fmt, help="a resumable parameter sweep from a TOML spec",
         description="Run every configuration of the grid in SPEC (process pool by default, "
         "or a Dask cluster with --scheduler), one result file per configuration.",
-        epilog=SWEEP_EPILOG)
+        epilog=_sweep_epilog())
     swp.add_argument("spec", metavar="SPEC.toml", help="sweep specification (format below)")
     swp.add_argument("--out", required=True, metavar="DIR", help="output directory")
     swp.add_argument("--workers", type=_workers, default=None,
@@ -161,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--scheduler", metavar="ADDRESS", default=None,
                      help="run on a Dask cluster, e.g. tcp://127.0.0.1:8786 (needs the "
                      "'dask' extra; workers must be able to import reluflow)")
+    swp.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
+                     help="seconds one configuration may run before it is recorded as "
+                     "failed (default: the spec's [sweep] time_limit, else 3600)")
     swp.add_argument("--retry-failed", action="store_true",
                      help="also re-run configurations recorded as failed")
     swp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -215,62 +223,122 @@ def _finite_json(obj: Any) -> Any:
 
 # --------------------------------------------------------------------------- commands
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """``reluflow simulate``: run, then write the three files atomically."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    """``reluflow simulate``: run, then put the three files in place as one folder."""
     if args.kappa_a is not None and not args.unbalanced:
         raise UsageError("--kappa-a: only allowed together with --unbalanced")
-    config = sw.normalize_config({
-        "delta": args.delta, "p": args.p, "kappa": args.kappa, "m": args.m,
-        "seed": args.seed, "t_max": args.t_max, "d": args.d, "loss": args.loss,
-        "balanced": not args.unbalanced, "kappa_a": args.kappa_a, "rtol": args.rtol,
-    })
+    fields = {name: getattr(args, name) for name in FIELDS if name != "balanced"}
     try:
-        out, created = sw.prepare_out(args.out, subdir=None)
-    except sw.SpecError as exc:
-        raise UsageError(f"--{exc}") from None
-    stage = Path(tempfile.mkdtemp(prefix=".reluflow-simulate-", dir=out))
+        config = RunConfig(**fields, balanced=not args.unbalanced)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.out)
+    _check_run_folder(out)
+    stage = _new_stage(out)
     try:
-        traj, data, report, wall = sw.simulate(config)
-        from reluflow import __version__
-        from reluflow.viz.plots import overview_figure
-
-        fig = overview_figure(traj, data, report)
-        fig.patch.set_facecolor("white")
-        fig.savefig(stage / "overview.png", dpi=120, facecolor="white")
-        traj.save(stage / "trajectory.npz")
-        summary = {
-            "parameters": config,
-            "version": __version__,
-            **sw.summarize(traj, report),
-            "phases": report.to_dict(),
-            "wall_time": wall,
-            "engine": traj.info,
-        }
-        text = json.dumps(_finite_json(json.loads(json.dumps(summary, default=_json_default))),
-                          indent=1)
-        (stage / "summary.json").write_text(text + "\n", encoding="utf-8")
-        for name in ("trajectory.npz", "overview.png", "summary.json"):
-            os.replace(stage / name, out / name)
+        run = simulate(config)
+        _write_run(run, stage)
+        _swap_into_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
-        for d in reversed(created):
-            with contextlib.suppress(OSError):
-                d.rmdir()
         raise
-    shutil.rmtree(stage, ignore_errors=True)
-
-    s = sw.summarize(traj, report)
-    print(f"reluflow simulate: delta={config['delta']:g} p={config['p']:g} "
-          f"kappa={config['kappa']:g} m={config['m']} seed={config['seed']} "
-          f"t_max={config['t_max']:g} d={config['d']} loss={config['loss']} "
-          f"balanced={config['balanced']}")
-    rows = [[k, s[k]] for k in (*sw.PHASE_TIMES, "final_loss", "normalized_margin",
-                                "invariant_drift", "n_events")] + [["wall_time [s]", wall]]
-    print(_table(rows, ["quantity", "value"]))
-    print(f"regime: {getattr(report, 'regime', '-')}; phase times are gradient-flow times "
-          f"('-': not reached); full report: reluflow phases {out / 'trajectory.npz'}")
-    print(f"wrote {out / 'trajectory.npz'}, {out / 'summary.json'}, {out / 'overview.png'}")
+    _print_run(run, out)
     return EXIT_OK
+
+
+#: The files ``reluflow simulate`` writes: a folder holding only these is a previous run.
+RUN_FILES = ("trajectory.npz", "summary.json", "overview.png")
+_STAGE = ".reluflow-stage-"
+
+
+def _check_run_folder(out: Path) -> None:
+    """``--out`` must be new, empty or a previous run's folder (it is replaced whole)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {str(out)!r} exists and is not a directory")
+    if out.is_dir():
+        other = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+        if other:
+            raise UsageError(f"--out: {str(out)!r} holds files other than a previous run's "
+                             f"({', '.join(other[:3])}); choose a new or empty folder")
+    parent = out.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"--out: cannot create {str(out)!r}: it must be a writable directory "
+                         "(its parent folder is missing or not writable)")
+
+
+def _new_stage(out: Path) -> Path:
+    """A fresh staging folder beside ``out``; stale ones of killed runs are removed first."""
+    parent = out.resolve().parent
+    for old in parent.glob(f"{_STAGE}{out.name}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    stage = parent / f"{_STAGE}{out.name}-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    return stage
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    """Replace ``out`` by ``stage`` with renames: readers see the old run or the new one."""
+    if not out.exists():
+        os.rename(stage, out)
+        return
+    old = stage.with_name(stage.name + "-old")
+    os.rename(out, old)
+    try:
+        os.rename(stage, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_run(run: Any, stage: Path) -> None:
+    """Write ``overview.png``, ``trajectory.npz`` and ``summary.json`` of a run into ``stage``."""
+    from reluflow import __version__
+    from reluflow.viz.plots import overview_figure
+
+    # drawn without pyplot (Agg canvas): no GUI backend, no process-wide setting
+    fig = overview_figure(run.trajectory, run.data, run.report)
+    fig.patch.set_facecolor("white")
+    fig.savefig(stage / "overview.png", dpi=150, facecolor="white")
+    run.trajectory.save(stage / "trajectory.npz")
+    summary = {
+        "parameters": run.config.to_dict(),
+        "version": __version__,
+        **run.summary(),
+        "phases": run.report.to_dict(),
+        "wall_time": run.wall_time,
+        "engine": run.trajectory.info,
+    }
+    text = json.dumps(_finite_json(json.loads(json.dumps(summary, default=_json_default))),
+                      indent=1)
+    (stage / "summary.json").write_text(text + "\n", encoding="utf-8")
+
+
+def _print_run(run: Any, out: Path) -> None:
+    """The table ``reluflow simulate`` prints after a run."""
+    from reluflow.analysis.phases import PHASE_TIMES
+
+    c, s = run.config, run.summary()
+    print(f"reluflow simulate: delta={c.delta:g} p={c.p:g} kappa={c.kappa:g} m={c.m} "
+          f"seed={c.seed} t_max={c.t_max:g} d={c.d} loss={c.loss} balanced={c.balanced}")
+    rows = [[k, s[k]] for k in (*PHASE_TIMES, "final_loss", "normalized_margin",
+                                "invariant_drift", "n_events")]
+    print(_table([*rows, ["wall_time [s]", run.wall_time]], ["quantity", "value"]))
+    print(f"regime: {getattr(run.report, 'regime', '-')}; phase times are gradient-flow "
+          f"times ('-': not reached); full report: reluflow phases {out / 'trajectory.npz'}")
+    print(f"wrote {out / 'trajectory.npz'}, {out / 'summary.json'}, {out / 'overview.png'}")
 
 
 def cmd_phases(args: argparse.Namespace) -> int:
@@ -305,7 +373,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.scheduler is not None and args.workers is not None:
         raise UsageError("--workers: sets the local pool size; not allowed with --scheduler")
     try:
-        grid = sw.load_spec(args.spec)
+        grid, options = sw.read_spec(args.spec)
     except sw.SpecError as exc:
         raise UsageError(str(exc)) from None
     client = None
@@ -326,8 +394,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     code = EXIT_OK
     try:
         try:
+            limit = options["time_limit"] if args.time_limit is None else args.time_limit
             res = sw.run(grid, executor=client, out=args.out, workers=args.workers,
-                         retry_failed=args.retry_failed, progress=args.progress)
+                         retry_failed=args.retry_failed, progress=args.progress,
+                         time_limit=limit)
         except sw.SweepInterrupted as exc:
             res = exc.result
             code = EXIT_FAIL
@@ -352,6 +422,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return code
 
 
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit`` in the main thread, so staged files are cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``reluflow`` console script; returns the exit code."""
     parser = build_parser()
@@ -361,7 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         handler = {"simulate": cmd_simulate, "phases": cmd_phases, "sweep": cmd_sweep}
-        return handler[args.command](args)
+        with _terminate_as_exit():
+            return handler[args.command](args)
+    except BrokenPipeError:
+        # the reader of our output went away (`reluflow phases F | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -248,6 +248,7 @@ def _spawn_pool(n: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"))
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.timeout(120)
 def test_killed_worker_then_resume_is_complete_without_duplicates(tmp_path: Path) -> None:
     logdir = tmp_path / "log"
@@ -324,6 +325,7 @@ def _strip(out: Path) -> dict[str, dict[str, Any]]:
     return recs
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.timeout(180)
 def test_process_pool_and_dask_give_identical_results(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
@@ -360,3 +362,57 @@ def test_results_cannot_shadow_the_configuration(tmp_path: Path) -> None:
     (rec,) = res.records
     assert rec["delta"] == BASE["delta"] and rec["hash"] == sw.config_hash(BASE)
     assert rec["version"] == __version__ and rec["value"] == 0
+
+
+# ----------------------------------------------------------------- robustness (time, files)
+def slow_or_fast_run(config: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps far past any test's time limit for seed 1 (Python code, no engine step)."""
+    if config["seed"] == 1:
+        time.sleep(120.0)
+    return {"value": config["seed"]}
+
+
+@pytest.mark.slow  # starts processes
+def test_time_limit_records_a_failure_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    configs = sw.expand_grid({**GRID, "delta": [0.3], "kappa": [1e-4]})  # seeds 0 and 1
+    t0 = time.monotonic()
+    res = sw.run(configs, slow_or_fast_run, out=tmp_path / "o", workers=2, progress=False,
+                 time_limit=1.0)
+    assert time.monotonic() - t0 < 60.0
+    assert res.complete and res.n_ok == 1 and res.n_failed == 1
+    err = next(r for r in res.records if r["status"] == "error")
+    assert err["seed"] == 1 and "time limit of 1 s exceeded" in err["error"]
+    with pytest.raises(sw.SpecError, match="time_limit"):
+        sw.run(configs, slow_or_fast_run, out=tmp_path / "p", time_limit=0.0)
+
+
+def test_spec_sweep_table_sets_the_time_limit(tmp_path: Path) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text("[grid]\ndelta=[0.3]\np=[0.7]\nkappa=[1e-4]\nm=[4]\nseed=[0]\n"
+                    "t_max=[10.0]\n[sweep]\ntime_limit = 30\n")
+    configs, options = sw.read_spec(spec)
+    assert len(configs) == 1 and options == {"time_limit": 30.0}
+    spec.write_text(spec.read_text().replace("time_limit = 30", "time_limit = -1"))
+    with pytest.raises(sw.SpecError, match=r"sweep\.time_limit must be"):
+        sw.read_spec(spec)
+    spec.write_text(spec.read_text().replace("time_limit = -1", "retries = 2"))
+    with pytest.raises(sw.SpecError, match=r"sweep\.retries: unknown option"):
+        sw.read_spec(spec)
+
+
+@pytest.mark.parametrize("damage", ["", "{\"hash\": \"x\"", "[]", "{\"status\": \"ok\"}"])
+def test_empty_or_corrupt_result_files_are_run_again(tmp_path: Path, damage: str) -> None:
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    configs = sw.expand_grid(GRID)
+    fn = functools.partial(toy_run, str(logdir))
+    with cf.ThreadPoolExecutor(2) as ex:
+        sw.run(configs, fn, executor=ex, out=tmp_path / "o", progress=False)
+    victim = tmp_path / "o" / "results" / f"{sw.config_hash(configs[3])}.json"
+    victim.write_text(damage)
+    with cf.ThreadPoolExecutor(2) as ex:
+        again = sw.run(configs, fn, executor=ex, out=tmp_path / "o", progress=False)
+    assert again.n_run == 1 and again.n_skipped == 7 and again.complete and again.n_ok == 8
+    assert json.loads(victim.read_text())["hash"] == sw.config_hash(configs[3])
+    calls = _calls(logdir)
+    assert calls[sw.config_hash(configs[3])] == 2 and sum(calls.values()) == 9

@@ -1,9 +1,10 @@
 r"""Parameter sweeps: a grid of runs, one result file per configuration, resumable.
 
-A *configuration* is a flat dict of run parameters (see :data:`FIELDS`).  A *grid* is a list
-of configurations, usually the Cartesian product of the lists in a TOML spec file.  For each
-configuration :func:`run` calls ``run_fn(config)`` (default :func:`run_config`: exact gradient
-flow from a random small initialization, then ``reluflow.analysis.phases.detect_phases``) on any
+A *configuration* is a flat dict of run parameters (see
+:data:`reluflow.runs.config.FIELDS`).  A *grid* is a list of configurations, usually the
+Cartesian product of the lists in a TOML spec file.  For each configuration :func:`run`
+calls ``run_fn(config)`` (default :func:`run_config`: exact gradient flow from a random
+small initialization, then ``reluflow.analysis.phases.detect_phases``) on any
 :class:`concurrent.futures.Executor` (default: a local process pool sized to the cores) or on a
 Dask cluster (a ``dask.distributed.Client``), and writes the flat JSON result to
 
@@ -19,37 +20,44 @@ Spec format (TOML)
 
     # examples/sweep_small.toml
     [grid]              # every value a non-empty list; the grid is their Cartesian product
-    delta = [0.2, 0.3]  # angle between x+ and x-, each in (0, pi)
-    p = [0.7]           # weight of x+, each in (0, 1)
-    kappa = [1e-4, 1e-6]  # initialization scale, each > 0
-    m = [100]           # width, integers >= 1
-    seed = [0, 1]       # integers >= 0
-    t_max = [1e4]       # final time, each > 0
+    delta = [0.2, 0.3]
+    p = [0.7]
+    kappa = [1e-4, 1e-6]
+    m = [100]
+    seed = [0, 1]
+    t_max = [1e4]
 
     [fixed]             # optional; every value a scalar
-    d = 2               # input dimension, integer >= 2        (default 2)
-    loss = "exp"        # "exp" or "logistic"                   (default "exp")
-    balanced = true     # balanced initialization a_k = ±|b_k|  (default true)
-    kappa_a = 1e-4      # output scale, > 0, only with balanced = false (default: kappa)
-    rtol = 1e-9         # integrator tolerance, in [1e-14, 1e-3] (default 1e-9)
+    loss = "exp"
+    rtol = 1e-9
 
-Any field may go in either table (a list in ``[grid]``, a scalar in ``[fixed]``), but not in
-both.  ``delta, p, kappa, m, seed, t_max`` are required.  Unknown tables or fields, values of
-the wrong type and values out of range raise :class:`SpecError` (a ``ValueError``) naming the
-field and its allowed range; nothing is run or written in that case.
+    [sweep]             # optional
+    time_limit = 600    # seconds one configuration may run (default 3600)
+
+The fields, their meaning, defaults and allowed ranges are those of
+:class:`~reluflow.runs.config.RunConfig` (listed in :data:`reluflow.runs.config.FIELDS`;
+``reluflow sweep --help`` prints them).  Any field may go in either table (a list in
+``[grid]``, a scalar in ``[fixed]``), but not in both.  ``delta, p, kappa, m, seed,
+t_max`` are required.  Unknown tables or fields, values of the wrong type and values out
+of range raise :class:`SpecError` (a ``ValueError``) naming the field and its allowed
+range; nothing is run or written in that case.
 
 Robustness
 ----------
 * Each result file is written atomically (temporary file in the same directory, then
   :func:`os.replace`); a reader never sees half a file.  Results are written by the
   coordinating process as they arrive, so workers need no shared file system.
-* Re-running a sweep skips every configuration whose ``<hash>.json`` exists: an interrupted
-  sweep (Ctrl-C, a killed worker, a killed coordinator) resumes with nothing lost (every
-  finished result is on disk) and nothing duplicated (one file per hash).
-* A configuration whose ``run_fn`` raises is recorded as ``<hash>.error.json`` with its
-  traceback, and the sweep goes on.  Failures are deterministic in this package, so a re-run
-  does **not** retry them unless ``retry_failed=True`` (CLI: ``--retry-failed``); a later
-  success removes the error file.
+* Re-running a sweep skips every configuration whose ``<hash>.json`` holds a complete
+  record: an interrupted sweep (Ctrl-C, a killed worker, a killed coordinator) resumes with
+  nothing lost (every finished result is on disk) and nothing duplicated (one file per
+  hash).  An empty or damaged result file is removed and its configuration run again.
+* The default pool's workers exit as soon as the coordinating process dies, so a killed
+  sweep leaves nothing computing (:mod:`reluflow.runs.workers`).
+* A configuration whose ``run_fn`` raises, or that runs longer than the time limit
+  (``time_limit``; ``[sweep] time_limit`` in a spec), is recorded as ``<hash>.error.json``
+  with its traceback, and the sweep goes on.  Failures are deterministic in this package,
+  so a re-run does **not** retry them unless ``retry_failed=True`` (CLI:
+  ``--retry-failed``); a later success removes the error file.
 * At the end ``OUT/results.csv`` is rebuilt from the result files of the grid, sorted by the
   configuration values, so its content does not depend on the order in which runs finished.
 """
@@ -59,29 +67,23 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import csv
-import hashlib
 import io
 import itertools
 import json
-import math
-import multiprocessing
 import os
-import platform
 import tempfile
 import time
 import tomllib
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reluflow.analysis.phases import PHASE_TIMES
 from reluflow.engine import checks as v
+from reluflow.runs.config import FIELDS, ConfigError, ConfigLike, RunConfig, simulate
+from reluflow.runs.workers import TIME_LIMIT, WorkerPool, as_executor, guarded_call, process_pool
 
 __all__ = [
-    "FIELDS",
-    "PHASE_TIMES",
     "SpecError",
     "SweepInterrupted",
     "SweepResult",
@@ -91,44 +93,20 @@ __all__ = [
     "load_spec",
     "normalize_config",
     "parse_spec",
+    "read_spec",
     "run",
     "run_config",
-    "simulate",
-    "summarize",
+    "spec_options",
 ]
 
 
-#: Required configuration fields, in the order used for sorting and for CSV columns.
-REQUIRED = ("delta", "p", "kappa", "m", "seed", "t_max")
+RunFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 
-#: Optional configuration fields and their defaults.
-DEFAULTS: dict[str, Any] = {
-    "d": 2,
-    "loss": "exp",
-    "balanced": True,
-    "kappa_a": None,
-    "rtol": 1e-9,
-}
-
-#: Every configuration field with a description of its allowed range.
-FIELDS: dict[str, str] = {
-    "delta": "a number in the open interval (0, pi)",
-    "p": "a number in the open interval (0, 1)",
-    "kappa": "a finite number > 0",
-    "m": "an integer >= 1",
-    "seed": "an integer >= 0",
-    "t_max": "a finite number > 0",
-    "d": "an integer >= 2",
-    "loss": "one of 'exp', 'logistic'",
-    "balanced": "true or false",
-    "kappa_a": "a finite number > 0 (only with balanced = false)",
-    "rtol": "a number in the closed interval [1e-14, 1e-3]",
-}
-
-_CONFIG_ORDER = (*REQUIRED, *DEFAULTS)
+#: Configuration fields in the order used for sorting and for CSV columns.
+_CONFIG_ORDER = tuple(FIELDS)
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A bad sweep spec or configuration; the message names the field and its allowed range."""
 
 
@@ -147,78 +125,26 @@ class SweepInterrupted(RuntimeError):
 
 
 # --------------------------------------------------------------------------- configs
-def _check_field(name: str, value: Any) -> Any:
-    """Validate one field value and return it normalised (float/int/str/bool/None)."""
+def _config(config: ConfigLike, where: str = "") -> RunConfig:
+    """:meth:`RunConfig.from_mapping` with its error turned into a :class:`SpecError`."""
     try:
-        if name == "delta":
-            return v.open_interval("delta", value, 0.0, math.pi, "(0, pi)")
-        if name == "p":
-            return v.open_interval("p", value, 0.0, 1.0)
-        if name in ("kappa", "t_max"):
-            return v.positive_finite(name, value)
-        if name == "kappa_a":
-            return None if value is None else v.positive_finite(name, value)
-        if name == "rtol":  # the range gradient_flow accepts
-            r = v.real_scalar("rtol", value)
-            if not 1e-14 <= r <= 1e-3:
-                raise ValueError(f"rtol must lie in [1e-14, 1e-3], got {value!r}")
-            return r
-        if name in ("m", "seed", "d"):
-            lo = {"m": 1, "seed": 0, "d": 2}[name]
-            if isinstance(value, float):  # 1e2 is fine, 2.5 is not
-                if not value.is_integer():
-                    raise ValueError(name)
-                value = int(value)
-            return v.int_at_least(name, value, lo)
-        if name == "loss":
-            return v.loss_name(value)
-        if name == "balanced":
-            if not isinstance(value, bool):
-                raise ValueError(name)
-            return value
-    except ValueError:
-        raise SpecError(f"{name} must be {FIELDS[name]}, got {value!r}") from None
-    raise SpecError(f"unknown field {name!r}; allowed fields: {', '.join(FIELDS)}")
+        return RunConfig.from_mapping(config)
+    except ConfigError as exc:
+        raise SpecError(f"{where}{exc}") from None
 
 
-def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    r"""Validate a configuration and fill in defaults.
+def normalize_config(config: ConfigLike) -> dict[str, Any]:
+    """Validate a configuration (:class:`~reluflow.runs.config.RunConfig`) as a plain dict.
 
-    Parameters
-    ----------
-    config : mapping
-        Field name to value; see :data:`FIELDS` for names and allowed ranges.
-
-    Returns
-    -------
-    dict
-        All fields of :data:`FIELDS` in a fixed order, values normalised (so equal runs give
-        equal dicts and equal :func:`config_hash`).
-
-    Raises
-    ------
-    SpecError
-        Unknown field, missing required field, value out of range, or ``kappa_a`` given
-        with ``balanced = true``.
+    All fields in a fixed order with defaults filled in, so equal runs give equal dicts
+    and equal :func:`config_hash`; raises :class:`SpecError` naming the field.
     """
-    if not isinstance(config, Mapping):
-        raise SpecError(f"a configuration must be a mapping of fields, got {type(config).__name__}")
-    unknown = [k for k in config if k not in FIELDS]
-    if unknown:
-        raise SpecError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(FIELDS)}")
-    missing = [k for k in REQUIRED if k not in config]
-    if missing:
-        raise SpecError(f"missing required field {missing[0]!r} ({FIELDS[missing[0]]})")
-    out = {k: _check_field(k, config.get(k, DEFAULTS.get(k))) for k in _CONFIG_ORDER}
-    if out["balanced"] and out["kappa_a"] is not None:
-        raise SpecError("kappa_a is only allowed with balanced = false")
-    return out
+    return _config(config).to_dict()
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """The 16-hex-digit name of a configuration: SHA-256 of its canonical normalised JSON."""
-    canon = json.dumps(normalize_config(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+def config_hash(config: ConfigLike) -> str:
+    """The 16-hex-digit name of a configuration (:meth:`~reluflow.runs.config.RunConfig.hash`)."""
+    return _config(config).hash()
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | None = None
@@ -239,18 +165,19 @@ def expand_grid(grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | No
         raise SpecError(f"{both[0]}: given in both [grid] and [fixed]; put it in one of them")
     for k, values in grid.items():
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-            raise SpecError(f"grid.{k} must be a non-empty list of values, each {FIELDS[k]}")
+            raise SpecError(
+                f"grid.{k} must be a non-empty list of values, each {FIELDS[k].describe()}")
         for i, val in enumerate(values):
             try:
-                _check_field(k, val)
-            except SpecError as exc:
+                FIELDS[k].check(val)
+            except ConfigError as exc:
                 raise SpecError(f"grid.{k}[{i}]: {exc}") from None
     for k, val in fixed.items():
         if isinstance(val, list | dict):
-            raise SpecError(f"fixed.{k} must be a single value, {FIELDS[k]}")
+            raise SpecError(f"fixed.{k} must be a single value, {FIELDS[k].describe()}")
         try:
-            _check_field(k, val)
-        except SpecError as exc:
+            FIELDS[k].check(val)
+        except ConfigError as exc:
             raise SpecError(f"fixed.{k}: {exc}") from None
     keys = list(grid)
     configs: list[dict[str, Any]] = []
@@ -266,9 +193,10 @@ def expand_grid(grid: Mapping[str, Sequence[Any]], fixed: Mapping[str, Any] | No
 
 def parse_spec(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Turn a parsed spec (``{"grid": {...}, "fixed": {...}}``) into a list of configurations."""
-    extra = [k for k in spec if k not in ("grid", "fixed")]
+    extra = [k for k in spec if k not in ("grid", "fixed", "sweep")]
     if extra:
-        raise SpecError(f"{extra[0]}: unknown table; a spec has only [grid] and [fixed]")
+        raise SpecError(f"{extra[0]}: unknown table; a spec has only [grid], [fixed] and "
+                        "[sweep]")
     grid = spec.get("grid")
     if not isinstance(grid, Mapping) or not grid:
         raise SpecError("grid: the spec needs a non-empty [grid] table of lists")
@@ -278,8 +206,30 @@ def parse_spec(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     return expand_grid(grid, fixed)
 
 
-def load_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a TOML spec file (format: see the module docstring) and expand its grid.
+def spec_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[sweep]`` table of a parsed spec, validated: ``{"time_limit": seconds or None}``.
+
+    >>> spec_options({"sweep": {"time_limit": 60}})
+    {'time_limit': 60.0}
+    >>> spec_options({})["time_limit"] == TIME_LIMIT
+    True
+    """
+    table = spec.get("sweep", {})
+    if not isinstance(table, Mapping):
+        raise SpecError("sweep: must be a table of options (time_limit)")
+    unknown = [k for k in table if k != "time_limit"]
+    if unknown:
+        raise SpecError(f"sweep.{unknown[0]}: unknown option; allowed: time_limit")
+    limit = table.get("time_limit", TIME_LIMIT)
+    try:
+        return {"time_limit": v.positive_finite("time_limit", limit)}
+    except ValueError:
+        raise SpecError(f"sweep.time_limit must be a number of seconds > 0, got {limit!r}"
+                        ) from None
+
+
+def read_spec(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Read a TOML spec file: its configurations and its options (:func:`spec_options`).
 
     Raises
     ------
@@ -297,73 +247,23 @@ def load_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         spec = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"spec: {str(p)!r} is not valid TOML ({exc})") from None
-    return parse_spec(spec)
+    return parse_spec(spec), spec_options(spec)
+
+
+def load_spec(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a TOML spec file (format: see the module docstring) and expand its grid."""
+    return read_spec(path)[0]
 
 
 # --------------------------------------------------------------------------- one run
-def _num(x: Any) -> float | None:
-    """A JSON-safe float (``None`` for missing or non-finite values)."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def summarize(traj: Any, report: Any) -> dict[str, Any]:
-    r"""Flat JSON-able numbers of a finished run.
-
-    ``final_loss`` is :math:`L(\theta(t_{\max}))`, ``normalized_margin`` is
-    :math:`\min_i y_i f(x_i)/\lVert\theta\rVert^2` at :math:`t_{\max}`, ``invariant_drift`` is
-    :attr:`reluflow.Trajectory.invariant_drift` (the largest relative change of
-    :math:`a_k^2-\lVert b_k\rVert^2`, zero for the exact flow up to round-off), then the
-    phase times of ``report`` (``None`` when a phase was not reached).
-    """
-    out: dict[str, Any] = {
-        "t_final": _num(traj.t[-1]),
-        "final_loss": _num(traj.loss[-1]),
-        "normalized_margin": _num(traj.normalized_margin()[-1]),
-        "invariant_drift": _num(traj.invariant_drift),
-        "n_events": len(traj.events),
-    }
-    for name in PHASE_TIMES:
-        out[name] = _num(getattr(report, name, None))
-    return out
-
-
-def simulate(config: Mapping[str, Any]) -> tuple[Any, Any, Any, float]:
-    """Run one configuration: returns ``(trajectory, data, phase report, wall seconds)``.
-
-    Builds :class:`~reluflow.TwoPointData` ``(delta, p, d)``, draws
-    :func:`~reluflow.init_network` ``(m, d, kappa, seed, balanced, kappa_a)``, integrates
-    :func:`~reluflow.gradient_flow` to ``t_max`` and runs
-    ``reluflow.analysis.phases.detect_phases`` on the result.
-    """
-    from reluflow.analysis.phases import detect_phases
-    from reluflow.engine.data import TwoPointData
-    from reluflow.engine.flow import gradient_flow
-    from reluflow.engine.network import init_network
-
-    cfg = normalize_config(config)
-    t0 = time.perf_counter()
-    data = TwoPointData(cfg["delta"], cfg["p"], d=cfg["d"])
-    params = init_network(cfg["m"], cfg["d"], cfg["kappa"], seed=cfg["seed"],
-                          balanced=cfg["balanced"], kappa_a=cfg["kappa_a"])
-    traj = gradient_flow(params, data, cfg["t_max"], loss=cfg["loss"], rtol=cfg["rtol"])
-    report = detect_phases(traj, data)
-    return traj, data, report, time.perf_counter() - t0
-
-
 def run_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The default ``run_fn`` of a sweep: :func:`simulate` then :func:`summarize`.
+    """The default ``run_fn`` of a sweep: :func:`~reluflow.runs.config.simulate`, summarised.
 
-    Returns the flat summary plus ``wall_time`` (seconds, the only field that differs between
-    two runs of the same configuration).
+    Returns :meth:`Run.summary <reluflow.runs.config.Run.summary>` plus ``wall_time``
+    (seconds, the only field that differs between two runs of the same configuration).
     """
-    traj, _data, report, wall = simulate(config)
-    return {**summarize(traj, report), "wall_time": wall}
+    run = simulate(_config(config))
+    return {**run.summary(), "wall_time": run.wall_time}
 
 
 # --------------------------------------------------------------------------- files
@@ -388,30 +288,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
-
-
-def _guarded(run_fn: Callable[[dict[str, Any]], Mapping[str, Any]], config: dict[str, Any]
-             ) -> dict[str, Any]:
-    """Run ``run_fn(config)`` on a worker; an ``Exception`` becomes an error record.
-
-    ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``) and a killed process are not
-    caught: those are interruptions, not results, and the configuration stays to do.
-    """
-    t0 = time.perf_counter()
-    try:
-        res = dict(run_fn(config))
-    except Exception as exc:
-        return {
-            "status": "error",
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-            "wall_time": time.perf_counter() - t0,
-            "host": platform.node(),
-        }
-    res.setdefault("wall_time", time.perf_counter() - t0)
-    res["status"] = "ok"
-    res["host"] = platform.node()  # the machine that ran it (differs on a cluster)
-    return res
 
 
 def _record(config: dict[str, Any], h: str, res: Mapping[str, Any]) -> dict[str, Any]:
@@ -568,54 +444,102 @@ def prepare_out(out: str | os.PathLike[str], subdir: str | None = "results"
     return rdir, created
 
 
-def _default_executor(workers: int | None) -> cf.ProcessPoolExecutor:
-    n = workers or os.cpu_count() or 1
-    # "spawn": a clean interpreter per worker, safe even when the parent runs threads.
-    return cf.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+def _valid_record(path: Path, h: str, status: str) -> bool:
+    """Whether ``path`` holds a complete record of configuration ``h`` with ``status``."""
+    rec = _read_json(path)
+    return rec is not None and rec.get("hash") == h and rec.get("status") == status
 
 
-def _as_executor(executor: Any) -> tuple[cf.Executor, bool]:
-    """Accept a concurrent.futures Executor or a dask.distributed Client."""
-    if isinstance(executor, cf.Executor):
-        return executor, False
-    get = getattr(executor, "get_executor", None)
-    if callable(get) and type(executor).__module__.startswith("distributed"):
-        return get(pure=False), True
-    raise ValueError("executor must be a concurrent.futures.Executor or a "
-                     f"dask.distributed.Client, got {type(executor).__name__}")
+def _plan(configs: Sequence[dict[str, Any]], rdir: Path, retry_failed: bool
+          ) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """Configurations still to run, and how many are done.
+
+    A result file that is empty, truncated or not the record of its hash (a file damaged
+    outside this module: the sweep itself only ever writes complete files) is removed and
+    its configuration run again.
+    """
+    todo: list[tuple[str, dict[str, Any]]] = []
+    for cfg in configs:
+        h = config_hash(cfg)
+        ok, err = rdir / f"{h}.json", rdir / f"{h}.error.json"
+        if ok.exists() and not _valid_record(ok, h, "ok"):
+            ok.unlink()
+        if err.exists() and not _valid_record(err, h, "error"):
+            err.unlink()
+        if not (ok.exists() or (not retry_failed and err.exists())):
+            todo.append((h, cfg))
+    return todo, len(configs) - len(todo)
 
 
-def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
-    """Terminate the worker processes of a pool this module created (on Ctrl-C)."""
-    procs = getattr(pool, "_processes", None) or {}
-    for proc in list(procs.values()):
-        with contextlib.suppress(Exception):
-            proc.terminate()
+def _store(rdir: Path, h: str, cfg: dict[str, Any], res: Mapping[str, Any]) -> None:
+    rec = _record(cfg, h, res)
+    if rec.get("status") == "ok":
+        _atomic_write_text(rdir / f"{h}.json", json.dumps(rec, indent=1) + "\n")
+        (rdir / f"{h}.error.json").unlink(missing_ok=True)
+    else:
+        _atomic_write_text(rdir / f"{h}.error.json", json.dumps(rec, indent=1) + "\n")
+
+
+def _execute(todo: Sequence[tuple[str, dict[str, Any]]], run_fn: RunFn, ex: cf.Executor,
+             rdir: Path, time_limit: float | None, bar: Any) -> tuple[int, str | None, list[str]]:
+    """Submit every configuration, store results as they come: (n_run, interrupted, lost)."""
+    futures: dict[cf.Future[dict[str, Any]], tuple[str, dict[str, Any]]] = {}
+    lost: list[str] = []
+    n_run = 0
+    try:
+        for h, cfg in todo:
+            futures[ex.submit(guarded_call, run_fn, cfg, time_limit)] = (h, cfg)
+        for fut in cf.as_completed(futures):
+            h, cfg = futures[fut]
+            try:
+                res = fut.result()
+            except cf.process.BrokenProcessPool:
+                return n_run, ("a worker process died (BrokenProcessPool); results finished "
+                               "before are kept, re-run the sweep to resume"), lost
+            except cf.CancelledError:
+                continue
+            except Exception as exc:
+                # Not raised by run_fn (guarded_call records those): the infrastructure lost
+                # the task (a Dask worker killed too often, a pickling failure...).  Nothing
+                # is recorded, so a re-run retries it.
+                lost.append(f"{h}: {type(exc).__name__}: {exc}")
+                bar.update(1)
+                continue
+            _store(rdir, h, cfg, res)
+            n_run += 1
+            bar.update(1)
+    finally:
+        for fut in futures:
+            fut.cancel()
+    return n_run, None, lost
 
 
 def run(
-    grid: Iterable[Mapping[str, Any]],
-    run_fn: Callable[[dict[str, Any]], Mapping[str, Any]] = run_config,
+    grid: Iterable[ConfigLike],
+    run_fn: RunFn = run_config,
     executor: Any = None,
     out: str | os.PathLike[str] = "sweep_out",
     *,
     workers: int | None = None,
     retry_failed: bool = False,
     progress: bool | None = None,
+    time_limit: float | None = TIME_LIMIT,
 ) -> SweepResult:
     """Run every configuration of ``grid`` not yet done, writing one result file each.
 
     Parameters
     ----------
-    grid : iterable of mapping
-        Configurations (see :func:`normalize_config`; e.g. from :func:`load_spec`).
+    grid : iterable of RunConfig or mapping
+        Configurations (see :class:`~reluflow.runs.config.RunConfig`; e.g. from
+        :func:`load_spec`).
     run_fn : callable
         ``run_fn(config) -> dict`` of JSON-able results; must be picklable (a module-level
         function).  Default :func:`run_config`.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Where to run.  Default: a local ``spawn`` process pool with ``workers`` processes
-        (default: the number of cores), shut down at the end.  An executor passed in is left
-        running.  A Dask ``Client`` is used through ``client.get_executor()``.
+        (default: the number of cores) whose workers die with this process, shut down at
+        the end.  An executor passed in is left running.  A Dask ``Client`` is used through
+        ``client.get_executor()``.
     out : path
         Output directory; results go to ``out/results/<hash>.json`` (failures to
         ``<hash>.error.json``), the table to ``out/results.csv``.
@@ -625,6 +549,10 @@ def run(
         Also re-run configurations recorded as failed.
     progress : bool, optional
         Show a tqdm progress bar on stderr (default: only when stderr is a terminal).
+    time_limit : float or None
+        Seconds one configuration may run (default :data:`~reluflow.runs.workers.TIME_LIMIT`);
+        a configuration that exceeds it is recorded as failed and the sweep goes on.
+        ``None``: no limit.
 
     Returns
     -------
@@ -633,98 +561,65 @@ def run(
     Raises
     ------
     SpecError
-        Bad configuration, bad ``workers`` or unusable ``out`` (nothing is written).
+        Bad configuration, bad ``workers`` or ``time_limit``, or unusable ``out`` (nothing
+        is written).
     SweepInterrupted
-        A worker process died (``BrokenProcessPool``) or the user pressed Ctrl-C.  Every
-        result finished before that is on disk and in ``results.csv``; re-run to resume.
+        A worker process died (``BrokenProcessPool``), the executor lost tasks, or the user
+        pressed Ctrl-C.  Every result finished before that is on disk and in
+        ``results.csv``; re-run to resume.
     """
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
+    configs = _unique_configs(grid)
+    workers, time_limit = _check_options(workers, time_limit)
+    given = None if executor is None else as_executor(executor)
+    rdir, _ = prepare_out(out)
+    todo, n_skipped = _plan(configs, rdir, retry_failed)
+    interrupted: str | None = None
+    lost: list[str] = []
+    n_run = 0
+    if todo:
+        ex = process_pool(workers) if given is None else given
+        bar = tqdm(total=len(todo), desc="sweep", unit="run",
+                   disable=(not progress) if progress is not None else None, leave=False)
+        try:
+            n_run, interrupted, lost = _execute(todo, run_fn, ex, rdir, time_limit, bar)
+        except KeyboardInterrupt:
+            interrupted = "interrupted by the user (Ctrl-C); re-run the sweep to resume"
+            if isinstance(ex, WorkerPool) and given is None:
+                ex.terminate()
+        finally:
+            bar.close()
+            if given is None:
+                ex.shutdown(wait=True, cancel_futures=True)
+    return _finish(Path(out), configs, n_run, n_skipped, t0, interrupted, lost)
+
+
+def _unique_configs(grid: Iterable[ConfigLike]) -> list[dict[str, Any]]:
     configs: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, c in enumerate(grid):
-        try:
-            cfg = normalize_config(c)
-        except SpecError as exc:
-            raise SpecError(f"grid[{i}]: {exc}") from None
+        cfg = _config(c, f"grid[{i}]: ").to_dict()
         h = config_hash(cfg)
         if h not in seen:
             seen.add(h)
             configs.append(cfg)
-    if workers is not None:
-        try:
-            workers = v.int_at_least("workers", workers, 1)
-        except ValueError as exc:
-            raise SpecError(str(exc)) from None
-    given = None if executor is None else _as_executor(executor)[0]
-    rdir, _ = prepare_out(out)
-    outp = Path(out)
+    return configs
 
-    todo: list[tuple[str, dict[str, Any]]] = []
-    n_skipped = 0
-    for cfg in configs:
-        h = config_hash(cfg)
-        if (rdir / f"{h}.json").exists() or (
-            not retry_failed and (rdir / f"{h}.error.json").exists()
-        ):
-            n_skipped += 1
-        else:
-            todo.append((h, cfg))
 
-    interrupted: str | None = None
-    lost: list[str] = []
-    n_run = 0
-    own = None
-    if todo:
-        if given is None:
-            own = _default_executor(workers)
-            ex: cf.Executor = own
-        else:
-            ex = given
-        futures: dict[cf.Future[dict[str, Any]], tuple[str, dict[str, Any]]] = {}
-        bar = tqdm(total=len(todo), desc="sweep", unit="run",
-                   disable=(not progress) if progress is not None else None, leave=False)
-        try:
-            for h, cfg in todo:
-                futures[ex.submit(_guarded, run_fn, cfg)] = (h, cfg)
-            for fut in cf.as_completed(futures):
-                h, cfg = futures[fut]
-                try:
-                    res = fut.result()
-                except cf.process.BrokenProcessPool:
-                    interrupted = ("a worker process died (BrokenProcessPool); results "
-                                   "finished before are kept, re-run the sweep to resume")
-                    break
-                except cf.CancelledError:
-                    continue
-                except Exception as exc:
-                    # Not raised by run_fn (``_guarded`` records those): the infrastructure
-                    # lost the task (a Dask worker killed too often, a pickling failure...).
-                    # Nothing is recorded, so a re-run retries it.
-                    lost.append(f"{h}: {type(exc).__name__}: {exc}")
-                    bar.update(1)
-                    continue
-                rec = _record(cfg, h, res)
-                if rec.get("status") == "ok":
-                    _atomic_write_text(rdir / f"{h}.json", json.dumps(rec, indent=1) + "\n")
-                    (rdir / f"{h}.error.json").unlink(missing_ok=True)
-                else:
-                    _atomic_write_text(rdir / f"{h}.error.json",
-                                       json.dumps(rec, indent=1) + "\n")
-                n_run += 1
-                bar.update(1)
-        except KeyboardInterrupt:
-            interrupted = "interrupted by the user (Ctrl-C); re-run the sweep to resume"
-            if own is not None:
-                _kill_workers(own)
-        finally:
-            bar.close()
-            for fut in futures:
-                fut.cancel()
-            if own is not None:
-                own.shutdown(wait=True, cancel_futures=True)
+def _check_options(workers: Any, time_limit: Any) -> tuple[int | None, float | None]:
+    try:
+        w = None if workers is None else v.int_at_least("workers", workers, 1)
+        limit = None if time_limit is None else v.positive_finite("time_limit", time_limit)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    return w, limit
 
+
+def _finish(outp: Path, configs: list[dict[str, Any]], n_run: int, n_skipped: int, t0: float,
+            interrupted: str | None, lost: list[str]) -> SweepResult:
+    """Rebuild ``results.csv`` and return the result (or raise :class:`SweepInterrupted`)."""
     records = collect(outp, configs)
     csv_path = write_csv(outp / "results.csv", records)
     result = SweepResult(out=outp, records=records, n_total=len(configs), n_run=n_run,

@@ -1,0 +1,48 @@
+"""Tests of reluflow.engine.deadline: a per-thread wall-time limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from reluflow.engine.deadline import RunTimeLimitExceeded, check_deadline, time_limit
+
+
+def test_limit_applies_inside_the_block_only() -> None:
+    with time_limit(0.05):
+        check_deadline()
+        time.sleep(0.1)
+        with pytest.raises(RunTimeLimitExceeded, match=r"time limit of 0\.05 s exceeded"):
+            check_deadline()
+    check_deadline()  # restored
+
+
+def test_nested_limits_keep_the_earliest_and_none_means_no_limit() -> None:
+    with time_limit(0.05), time_limit(100.0):
+        time.sleep(0.1)
+        with pytest.raises(RunTimeLimitExceeded):
+            check_deadline()
+    with time_limit(None):
+        check_deadline()
+    with pytest.raises(ValueError, match="seconds must be"), time_limit(-1.0):
+        pass
+
+
+def test_limit_is_per_thread() -> None:
+    seen: list[bool] = []
+
+    def other() -> None:
+        time.sleep(0.1)
+        try:
+            check_deadline()
+            seen.append(True)
+        except RunTimeLimitExceeded:
+            seen.append(False)
+
+    with time_limit(0.01):
+        th = threading.Thread(target=other)
+        th.start()
+        th.join()
+    assert seen == [True]
