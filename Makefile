@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test book bench lint clean
+.PHONY: venv test check book bench lint clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,12 @@ test: venv
 	$(BIN)/ruff check lib tests benchmarks book/_ext
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The quick loop while editing: ruff, then every test and doctest not marked slow (no
+# notebooks, no browser, no process pools); about a minute on the 2-core machine.
+check: venv
+	$(BIN)/ruff check lib tests benchmarks book/_ext
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # Full mode: RELUFLOW_FAST is cleared so every notebook runs at full size; the HTML lands
 # in _build/html.  --all re-reads, hence re-executes, every page: Sphinx cannot see changes
