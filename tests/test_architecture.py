@@ -87,3 +87,44 @@ def test_no_private_names_across_modules(path: Path) -> None:
 def test_every_module_is_in_a_layer() -> None:
     for path in _modules():
         assert _layer_of_file(path) in LAYERS, path
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (module level and inside functions)."""
+    root = PACKAGE.parent
+    mods = {}
+    for path in _modules():
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        mods[".".join(parts)] = path
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for m, path in mods.items():
+        for _line, module, names in _imports(path):
+            if not module.startswith("reluflow"):
+                continue
+            for n in names or [""]:
+                cand = f"{module}.{n}" if n else module
+                target = cand if cand in mods else module
+                if target in mods and not target.startswith(m + "."):
+                    graph[m].add(target)  # a package re-exporting its children is no cycle
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}
+
+    def visit(u: str, stack: list[str]) -> None:
+        state[u] = 1
+        stack.append(u)
+        for w in sorted(graph[u]):
+            assert state.get(w) != 1, "import cycle: " + " -> ".join([*stack[stack.index(w):], w])
+            if w not in state:
+                visit(w, stack)
+        stack.pop()
+        state[u] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])

@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reluflow as rf
-from reluflow.runs.config import FIELDS, REQUIRED, ConfigError, Run, RunConfig, simulate
+from reluflow.analysis.theory import horizon
+from reluflow.runs.config import (
+    FIELDS,
+    REQUIRED,
+    ConfigError,
+    Run,
+    RunConfig,
+    recording_times,
+    simulate,
+)
 
 BASE: dict[str, Any] = {"delta": 0.3, "p": 0.7, "kappa": 1e-4, "m": 8, "seed": 0,
                         "t_max": 50.0}
@@ -101,3 +110,19 @@ def test_dense_grid_records_the_first_phases_linearly() -> None:
     lin = t[: np.searchsorted(t, 0.5 * t[-1])]
     assert np.allclose(np.diff(lin[:50]), lin[1] - lin[0])
     assert t[-1] == pytest.approx(1e6)
+
+
+def test_recording_times_dense_then_log() -> None:
+    cfg = {**BASE, "t_max": 1e6}
+    t = recording_times(cfg, n_lin=50, n_log=10)
+    h = horizon(0.3, 0.7, 1e-4)
+    assert t[0] == 0.0 and t.size == 61
+    assert np.allclose(np.diff(t[:51]), h / 50)
+    assert t[-1] == pytest.approx(1e6)
+    assert np.all(np.diff(t) > 0)
+    short = recording_times({**BASE, "t_max": 10.0}, n_lin=20)
+    assert short.size == 21 and short[-1] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="n_lin"):
+        recording_times(cfg, n_lin=1)
+    with pytest.raises(ConfigError, match="kappa"):
+        recording_times({**BASE, "kappa": -1.0})

@@ -15,7 +15,7 @@ from reluflow.analysis import theory as th
 from reluflow.runs import cache
 from reluflow.runs import scaling as sc
 from reluflow.runs import sweep as sw
-from reluflow.runs.config import ConfigError
+from reluflow.runs.config import recording_times
 
 BASE = {"delta": 0.3, "p": 0.7, "kappa": 1e-4, "m": 20, "seed": 0, "t_max": 1e4}
 
@@ -51,22 +51,6 @@ def test_horizon_rejects_bad_input(kw: dict[str, float], name: str) -> None:
         th.horizon(**args)
 
 
-def test_recording_times_dense_then_log() -> None:
-    cfg = {**BASE, "t_max": 1e6}
-    t = sc.recording_times(cfg, n_lin=50, n_log=10)
-    h = th.horizon(0.3, 0.7, 1e-4)
-    assert t[0] == 0.0 and t.size == 61
-    assert np.allclose(np.diff(t[:51]), h / 50)
-    assert t[-1] == pytest.approx(1e6)
-    assert np.all(np.diff(t) > 0)
-    short = sc.recording_times({**BASE, "t_max": 10.0}, n_lin=20)
-    assert short.size == 21 and short[-1] == pytest.approx(10.0)
-    with pytest.raises(ValueError, match="n_lin"):
-        sc.recording_times(cfg, n_lin=1)
-    with pytest.raises(ConfigError, match="kappa"):
-        sc.recording_times({**BASE, "kappa": -1.0})
-
-
 # ----------------------------------------------------------------- one dense run
 @pytest.fixture(scope="module")
 def main_run() -> dict[str, object]:
@@ -93,7 +77,7 @@ def test_run_dense_times_match_detect_phases_on_the_same_grid(
     cfg = {**BASE, "t_max": 1e5}
     data = rf.TwoPointData(0.3, 0.7)
     params = rf.init_network(20, 2, 1e-4, seed=0)
-    times = sc.recording_times(cfg)
+    times = recording_times(cfg)
     traj = rf.gradient_flow(params, data, float(times[-1]), times=times)
     rep = rf.detect_phases(traj, data)
     assert main_run["t_plateau_escape"] == pytest.approx(rep.t_plateau_escape, rel=1e-9)

@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reluflow.analysis.phases import PHASE_TIMES, PhaseReport, detect_phases
+from reluflow.analysis.theory.scaling import horizon
 from reluflow.engine import checks as v
 from reluflow.engine.data import TwoPointData
 from reluflow.engine.flow import gradient_flow
@@ -49,6 +50,8 @@ from reluflow.engine.trajectory import Trajectory, default_times
 __all__ = [
     "FIELDS",
     "GRIDS",
+    "N_LIN",
+    "N_LOG",
     "REQUIRED",
     "ConfigError",
     "ConfigLike",
@@ -56,6 +59,7 @@ __all__ = [
     "Run",
     "RunConfig",
     "finite_or_none",
+    "recording_times",
     "simulate",
 ]
 
@@ -63,7 +67,7 @@ Array = NDArray[np.float64]
 
 #: Recording grids: ``"log"`` (:func:`~reluflow.engine.trajectory.default_times`) or
 #: ``"dense"`` (a linear grid over the first three phases, then a log tail; see
-#: :func:`reluflow.runs.scaling.recording_times`).
+#: :func:`recording_times`).
 GRIDS = ("log", "dense")
 
 
@@ -290,9 +294,31 @@ class RunConfig:
         """The recorded times of the run's recording ``grid``."""
         if self.grid == "log":
             return default_times(self.t_max)
-        from reluflow.runs.scaling import recording_times
-
         return recording_times(self)
+
+
+#: Recorded times on the linear part of the grid (over the first three phases).
+N_LIN = 240
+#: Recorded times on the logarithmic tail (from the horizon to ``t_max``).
+N_LOG = 30
+
+
+def recording_times(config: ConfigLike, n_lin: int = N_LIN,
+                    n_log: int = N_LOG) -> Array:
+    r"""Recording grid of a configuration: ``0``, a linear grid to the horizon, a log tail.
+
+    The linear part has ``n_lin`` steps over :math:`[0, \min(H, t_{\max})]` with
+    :math:`H` = :func:`reluflow.analysis.theory.horizon`; if :math:`t_{\max} > 1.01H`,
+    ``n_log`` log-spaced times follow from :math:`1.01H` to :math:`t_{\max}`.
+    """
+    cfg = RunConfig.from_mapping(config)
+    nl = v.int_at_least("n_lin", n_lin, 2)
+    ng = v.int_at_least("n_log", n_log, 1)
+    h = min(horizon(cfg.delta, cfg.p, cfg.kappa, cfg.loss, cfg.kappa_a), cfg.t_max)
+    grid = np.linspace(0.0, h, nl + 1)
+    if cfg.t_max > 1.01 * h:
+        grid = np.concatenate([grid, np.geomspace(1.01 * h, cfg.t_max, ng)])
+    return np.asarray(grid, dtype=np.float64)
 
 
 #: What the functions taking a run configuration accept.

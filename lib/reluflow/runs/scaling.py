@@ -4,7 +4,8 @@ The chapters' grids run through :func:`reluflow.runs.sweep.run` with :func:`run_
 It differs from the sweep's default run in one respect that matters for phase *times*: the
 trajectory is recorded on a dense linear grid over the first three phases (the horizon of
 :func:`reluflow.analysis.theory.horizon`), then on a log grid up to ``t_max``
-(:func:`recording_times`, the ``"dense"`` grid of :class:`~reluflow.runs.config.RunConfig`),
+(:func:`~reluflow.runs.config.recording_times`, the ``"dense"`` grid of
+:class:`~reluflow.runs.config.RunConfig`),
 so that :func:`reluflow.analysis.phases.detect_phases` reads the times to a fraction of a
 time unit; and the summary adds a few measurements and predictions
 (:func:`reluflow.analysis.measure.measured_regime`, the saddle-escape prediction from the
@@ -24,38 +25,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reluflow.analysis.measure import invariant_drift_total, measured_regime
-from reluflow.analysis.theory import horizon, regime, saddle_escape_time
+from reluflow.analysis.theory import regime, saddle_escape_time
 from reluflow.engine import checks as v
 from reluflow.runs import sweep as sw
-from reluflow.runs.config import ConfigError, ConfigLike, RunConfig, finite_or_none, simulate
+from reluflow.runs.config import (
+    N_LIN,
+    ConfigError,
+    ConfigLike,
+    RunConfig,
+    finite_or_none,
+    simulate,
+)
 
-__all__ = ["N_LIN", "N_LOG", "recording_times", "run_dense", "run_grid"]
+__all__ = ["run_dense", "run_grid"]
 
 Array = NDArray[np.float64]
-
-#: Recorded times on the linear part of the grid (over the first three phases).
-N_LIN = 240
-#: Recorded times on the logarithmic tail (from the horizon to ``t_max``).
-N_LOG = 30
-
-
-def recording_times(config: ConfigLike, n_lin: int = N_LIN,
-                    n_log: int = N_LOG) -> Array:
-    r"""Recording grid of a configuration: ``0``, a linear grid to the horizon, a log tail.
-
-    The linear part has ``n_lin`` steps over :math:`[0, \min(H, t_{\max})]` with
-    :math:`H` = :func:`reluflow.analysis.theory.horizon`; if :math:`t_{\max} > 1.01H`,
-    ``n_log`` log-spaced times follow from :math:`1.01H` to :math:`t_{\max}`.
-    """
-    cfg = RunConfig.from_mapping(config)
-    nl = v.int_at_least("n_lin", n_lin, 2)
-    ng = v.int_at_least("n_log", n_log, 1)
-    h = min(horizon(cfg.delta, cfg.p, cfg.kappa, cfg.loss, cfg.kappa_a), cfg.t_max)
-    grid = np.linspace(0.0, h, nl + 1)
-    if cfg.t_max > 1.01 * h:
-        grid = np.concatenate([grid, np.geomspace(1.01 * h, cfg.t_max, ng)])
-    return np.asarray(grid, dtype=np.float64)
-
 
 def run_dense(config: Mapping[str, Any]) -> dict[str, Any]:
     r"""``run_fn`` for :func:`reluflow.runs.sweep.run`: one exact run on the dense grid, summarised.
