@@ -159,7 +159,7 @@ def overview_annotations(report: Any) -> dict[str, float]:
 def _annotate(ax: Axes, key: str, t: float, y: float, y_text: float) -> None:
     ax.annotate(
         ANNOTATION_LABELS[key], xy=(t, y), xytext=(t, y_text),
-        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=8,
+        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=10,
         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#888888", "lw": 0.6},
         arrowprops={"arrowstyle": "->", "color": "#333333", "lw": 0.9},
         gid=f"overview:{key}", zorder=6,
