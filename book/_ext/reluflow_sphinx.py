@@ -15,9 +15,11 @@ Seven small jobs:
   the link is dropped and the book makes no third-party request (it reads offline, and
   the browser test can insist on that);
 * before any page is read (``builder-inited``), it runs ``book/_static/make_overview.py``
-  (if present under the source folder) to regenerate ``book/_static/overview.png``, the
+  (if present under the source folder) to regenerate ``book/_static/overview.html``, the
   introduction's overview figure, so every build path (``make book``, the browser test's
-  build, a manual ``jupyter-book build``) shows the figure of the current code;
+  build, a manual ``jupyter-book build``) shows the figure of the current code; the
+  ``panels-figure`` directive shows such a :class:`reluflow.viz.plots.Panels` snippet as
+  a numbered figure with a caption, like ``glue:figure`` does in a notebook;
 * Sphinx 7.4 lists an inline script added by an extension during the build twice
   (sphinx-thebe's, which then fails with "Identifier 'THEBE_JS_URL' has already been
   declared" in the browser console); identical scripts are listed once per page;
@@ -38,9 +40,11 @@ import runpy
 import shutil
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util.docutils import SphinxDirective
 
 from reluflow.book import fast_default
 
@@ -53,6 +57,7 @@ _CDN_FONT_AWESOME = re.compile(
 __all__ = [
     "MATHJAX_SKIP",
     "OVERVIEW_SCRIPT",
+    "PanelsFigure",
     "canonical_name",
     "copy_mathjax",
     "drop_cdn_font_awesome",
@@ -148,12 +153,42 @@ def _dedupe_scripts(
 
 
 def _make_overview(app: Any) -> None:
-    """``builder-inited`` handler: run :data:`OVERVIEW_SCRIPT` to write ``overview.png``."""
+    """``builder-inited`` handler: run :data:`OVERVIEW_SCRIPT` to write ``overview.html``."""
     script = Path(app.srcdir) / OVERVIEW_SCRIPT
     if not script.is_file():
         return
     namespace = runpy.run_path(str(script))
-    namespace["make_overview"](script.with_name("overview.png"))
+    namespace["make_book_overview"](script.with_name("overview.html"))
+
+
+class PanelsFigure(SphinxDirective):
+    """``panels-figure``: a numbered figure made of a Panels HTML snippet and a caption.
+
+    The argument is the snippet's path relative to the document; the content is the
+    caption; ``:name:`` makes it a ``numref`` target, ``:alt:`` is not needed (the
+    snippet's images carry their own).
+    """
+
+    required_arguments = 1
+    has_content = True
+    option_spec: ClassVar[dict[str, Any]] = {"name": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        rel, path = self.env.relfn2path(self.arguments[0])
+        self.env.note_dependency(rel)
+        html = Path(path).read_text(encoding="utf-8")
+        if 'class="rf-panels"' not in html:
+            raise self.error(f"{self.arguments[0]} is not a reluflow Panels snippet")
+        figure = nodes.figure("", nodes.raw("", html, format="html"))
+        caption_nodes = self.parse_content_to_nodes() if self.content else []
+        if caption_nodes and isinstance(caption_nodes[0], nodes.paragraph):
+            first = caption_nodes[0]
+            figure += nodes.caption(first.rawsource, "", *first.children)
+            if caption_nodes[1:]:
+                figure += nodes.legend("", *caption_nodes[1:])
+        self.set_source_info(figure)
+        self.add_name(figure)
+        return [figure]
 
 
 def mathjax_source() -> Path:
@@ -229,4 +264,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("doctree-resolved", _drop_cdn_links)
     app.connect("html-page-context", _dedupe_scripts)
     app.connect("builder-inited", _make_overview)
+    app.add_directive("panels-figure", PanelsFigure)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -40,6 +40,8 @@ SUBJECTS: dict[str, str] = {
     "saddle": "reluflow.analysis.saddle",
     "escape": "reluflow.analysis.escape",
     "convergence": "reluflow.analysis.convergence",
+    "identities": "reluflow.analysis.identities",
+    "sweeps": "reluflow.analysis.sweeps",
     "compare": "reluflow.analysis.compare",
     "plots": "reluflow.viz.plots",
     "animation": "reluflow.viz.animation",

@@ -58,6 +58,7 @@ __all__ = [
     "glue_text",
     "markdown_table",
     "math_number",
+    "phase_sentence",
     "show_markdown",
 ]
 
@@ -455,6 +456,47 @@ def animation(traj: Any, data: Any, *, frames: int, seed: int = 0,
     return HTML(animation_html(traj, data, frames=frames, fps=fps, max_neurons=150, seed=seed,
                                t_window=t_window, dpi=96.0,
                                figsize=(PANEL_WIDTH, PANEL_WIDTH + 0.5)))
+
+
+_PHASE_WORDS = (
+    ("t_condensed", "Phase I ends at $t_\\mathrm{I}$"),
+    ("t_escape", "the network leaves the saddle at $t_\\mathrm{esc}$"),
+    ("t_reactivation", "the followers are reactivated at $t_\\mathrm{react}$"),
+    ("t_plateau", "the plateau starts at $t_\\mathrm{plateau}$"),
+    ("t_plateau_escape", "the loss leaves it at $T_\\mathrm{III}$"),
+    ("t_phase4", "Phase IV starts at $t_\\mathrm{IV}$"),
+)
+
+
+def phase_sentence(report: Any, t_max: float) -> str:
+    """The phase times of a run in words (MyST Markdown), saying which did not occur.
+
+    >>> class R:
+    ...     t_condensed, t_escape, t_reactivation = 5.1, 24.3, None
+    ...     t_plateau = t_plateau_escape = t_phase4 = None
+    >>> text = phase_sentence(R(), 30.0)
+    >>> text.startswith("In this run Phase I ends at $t_\\mathrm{I}$ = 5.1 and the network")
+    True
+    >>> text.endswith("the run ends at $t$ = 30 before the followers are reactivated.")
+    True
+    """
+    times = [getattr(report, key) for key, _ in _PHASE_WORDS]
+    last = max((i for i, t in enumerate(times) if t is not None), default=-1)
+    done = [f"{words} = {math_number(t)}" for (_, words), t in zip(_PHASE_WORDS, times,
+                                                                    strict=True) if t is not None]
+    skipped = [words.split(" at ")[0] for i, ((_, words), t) in enumerate(
+        zip(_PHASE_WORDS, times, strict=True)) if t is None and i < last]
+    text = "In this run "
+    if done:
+        text += (", ".join(done[:-1]) + " and " + done[-1]) if len(done) > 1 else done[0]
+    else:
+        text += "no phase boundary is reached"
+    if last < len(times) - 1:
+        nxt = _PHASE_WORDS[last + 1][1].split(" at ")[0]
+        text += f"; the run ends at $t$ = {math_number(t_max)} before {nxt}"
+    if skipped:
+        text += "; not detected: " + ", ".join(w.split(" ", 1)[1] for w in skipped)
+    return text + "."
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],

@@ -12,15 +12,15 @@ What the Phase-I chapter measures and compares with :mod:`reluflow.analysis.theo
 * the rate at which directions close in on :math:`\pm\mu` against :math:`\lVert\mu\rVert`,
   and the growth rates of sliding neurons against :math:`w\sin\Delta`;
 * the sizes against the Phase-I bound :math:`e^{\rho t}`;
-* the simplification: the mass fraction :math:`q` of the second direction (the sliding
+* the simplification: the mass fraction :math:`\nu` of the second direction (the sliding
   followers) at the saddle escape against the rate-gap prediction
 
-  .. math:: \frac{\hat q}{1-\hat q} = \frac{M_f(t_\mathrm{I})}{M_\ell(t_\mathrm{I})}\,
+  .. math:: \frac{\hat\nu}{1-\hat\nu} = \frac{M_f(t_\mathrm{I})}{M_\ell(t_\mathrm{I})}\,
             e^{-2(\lambda - s)(t_\mathrm{esc} - t_\mathrm{I})},
 
   with :math:`M_\ell, M_f` the leader's and the followers' masses at the end of Phase I,
   :math:`\lambda` the leader's growth rate and :math:`s` the followers' sliding rate, so
-  that the effective number of directions at the escape is :math:`e^{H(q)}`,
+  that the effective number of directions at the escape is :math:`e^{H(\nu)}`,
   :math:`H(q) = -q\log q - (1-q)\log(1-q)`, which tends to 1 as :math:`\kappa\to 0`
   because :math:`t_\mathrm{esc} - t_\mathrm{I}\approx\log(1/\kappa)/\lambda`.
 """
@@ -120,7 +120,7 @@ class Condensation:
         Recorded index of the escape (the last index without one).
     second_fraction, second_predicted : float
         Measured mass fraction :math:`q` of the followers at the escape and the rate-gap
-        prediction :math:`\hat q` (``nan`` without an escape or without followers).
+        prediction :math:`\hat\nu` (``nan`` without an escape or without followers).
     size_ratio : float
         :math:`\max_{k,\,t\le t_\mathrm{I}} \lVert\theta_k(t)\rVert/
         (\lVert\theta_k(0)\rVert e^{\rho t})` (at most 1 by the Phase-I bound).
@@ -156,8 +156,8 @@ class Condensation:
 
     @property
     def two_direction_n_eff(self) -> float:
-        r""":math:`e^{H(q)}`: the effective number of directions of two directions with
-        mass shares :math:`1-q` and :math:`q` (``nan`` without :math:`q`)."""
+        r""":math:`e^{H(\nu)}`: the effective number of directions of two directions with
+        mass shares :math:`1-\nu` and :math:`\nu` (``nan`` without :math:`\nu`)."""
         if not math.isfinite(self.second_fraction):
             return math.nan
         return math.exp(binary_entropy(self.second_fraction))
@@ -340,8 +340,8 @@ def describe(m: Condensation, t_max: float) -> str:
         out.append(f"The network leaves the saddle at $t_\\mathrm{{esc}}$ = {_t(m.t_escape)}.")
         if math.isfinite(m.second_fraction):
             q, q_hat = (math_number(x, ".2g") for x in (m.second_fraction, m.second_predicted))
-            out.append(f"There the followers hold a share $q$ = {q} of the mass, against "
-                       f"$\\hat q$ = {q_hat} from the rate gap (item 4).")
+            out.append(f"There the followers hold a share $\\nu$ = {q} of the mass, against "
+                       f"$\\hat\\nu$ = {q_hat} from the rate gap (item 4).")
         if not m.leader_condensed:
             spread = math_number(m.leader_spread, ".2g")
             out.append(f"The leaders are still spread over {spread} rad at the escape "

@@ -51,9 +51,11 @@ from reluflow.viz.plots.escape import release_figure, slopes_figure
 from reluflow.viz.plots.overview import (
     ANNOTATION_LABELS,
     annotated_overview,
+    book_overview,
     overview_annotations,
     overview_caption,
     overview_figure,
+    overview_panels,
 )
 from reluflow.viz.plots.panels import Panels, min_font_size, panel, panel_png
 from reluflow.viz.plots.polar import (
@@ -69,6 +71,12 @@ from reluflow.viz.plots.polar import (
     radius_floor,
 )
 from reluflow.viz.plots.saddle import escape_figure, plateau_figure, rotation_figure
+from reluflow.viz.plots.setting import (
+    early_figure,
+    identities_figure,
+    snapshot_times,
+    snapshots_figure,
+)
 from reluflow.viz.plots.style import (
     DEAD_COLOR,
     FATE_COLORS,
@@ -90,6 +98,7 @@ from reluflow.viz.plots.style import (
     series_style,
     style,
 )
+from reluflow.viz.plots.sweeps import diagram_figure, kappa_width_figure, unbalanced_figure
 from reluflow.viz.plots.timeline import (
     EVENT_MARKERS,
     group_series_panel,
@@ -127,20 +136,25 @@ __all__ = [
     "alive_mask",
     "annotated_overview",
     "as_time",
+    "book_overview",
     "check_data",
     "check_radius_mode",
     "check_traj",
     "condensation_figure",
     "convergence_figure",
     "data_plane",
+    "diagram_figure",
     "direction_time_map",
     "draw_reference_rays",
+    "early_figure",
     "escape_figure",
     "fate_figure",
     "fate_map",
     "final_state_labels",
     "group_series_panel",
+    "identities_figure",
     "intuition_diagram",
+    "kappa_width_figure",
     "loss_panel",
     "margin_panel",
     "min_font_size",
@@ -151,6 +165,7 @@ __all__ = [
     "overview_annotations",
     "overview_caption",
     "overview_figure",
+    "overview_panels",
     "panel",
     "panel_png",
     "phase_intervals",
@@ -169,7 +184,10 @@ __all__ = [
     "shade_phases",
     "simplification_figure",
     "slopes_figure",
+    "snapshot_times",
+    "snapshots_figure",
     "style",
     "time_axis",
     "time_index",
+    "unbalanced_figure",
 ]

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from reluflow.engine.data import Dataset, TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.base import as_time, check_data, check_traj
+from reluflow.viz.plots.panels import Panels, panel
 from reluflow.viz.plots.polar import direction_time_map, polar_directions
 from reluflow.viz.plots.style import PALETTE, new_figure, style
 from reluflow.viz.plots.timeline import (
@@ -28,9 +29,11 @@ from reluflow.viz.plots.timeline import (
 __all__ = [
     "ANNOTATION_LABELS",
     "annotated_overview",
+    "book_overview",
     "overview_annotations",
     "overview_caption",
     "overview_figure",
+    "overview_panels",
 ]
 
 
@@ -271,3 +274,96 @@ def overview_caption(traj: Trajectory, data: Dataset | None = None) -> str:
         "(d) Directions at the final time (radius $\\log_{10}$ of the in-plane norm), with "
         "the reference rays $x_+$, $x_-$, $\\mu$, $x_-^\\perp$, $x_+^\\perp$."
     )
+
+
+def _numbered(ax: Axes, number: int, key: str, t: float, y: float) -> None:
+    """A numbered marker (``gid`` ``overview:<key>``) pointing at ``(t, y)``."""
+    ax.annotate(str(number), xy=(t, y), xytext=(0, 16), textcoords="offset points",
+                ha="center", va="bottom", fontsize=10, fontweight="bold", gid=f"overview:{key}",
+                bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": "#333333", "lw": 0.8},
+                arrowprops={"arrowstyle": "-", "color": "#333333", "lw": 0.9}, zorder=6)
+
+
+def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = None, *,
+                  max_neurons: int = 150, seed: int = 0) -> Panels:
+    r"""The introduction's overview as a book figure: three panels, behaviours numbered.
+
+    (a) The loss against linear time over Phases I-III, phases shaded, with a numbered
+    marker at each behaviour of :func:`overview_annotations` except the last (1
+    condensation, 2 saddle escape, 3 reactivation, 4 deactivation, 5 plateau, 6 plateau
+    escape, in time order); (b) each neuron's in-plane angle against :math:`\log t`;
+    (c) the effective number of directions against :math:`\log t`, with marker 7 at the
+    start of Phase IV (increasing complexity).  Each marker is an annotation with ``gid``
+    ``"overview:<key>"`` whose ``xy`` is ``(time, value)``.
+    """
+    from reluflow.analysis.measure import effective_directions
+
+    traj = check_traj(traj)
+    data = check_data(traj, data)
+    marks = overview_annotations(report)
+    t_end = float(traj.t[-1])
+    lin_end = min(1.25 * marks.get("plateau_escape", marks.get("deactivation", t_end / 1.25)),
+                  t_end)
+    fa, ax = panel(3.4)
+    sel = traj.t <= lin_end
+    ax.plot(traj.t[sel], traj.loss[sel], color=PALETTE["loss"], lw=2.0, label="loss $L$")
+    if isinstance(data, TwoPointData):
+        ax.axhline(1.0 - data.p, color=PALETTE["reference"], ls=":", lw=1.2, label="$1-p$")
+    ax.set_xlim(0.0, lin_end)
+    ax.set_ylim(0.0, 1.25)
+    shade_phases(ax, report, t_end=t_end, markers=False)
+    order = [k for k in ANNOTATION_LABELS if k != "complexity"]
+    for key, t in marks.items():
+        if key != "complexity" and t <= lin_end:
+            _numbered(ax, order.index(key) + 1, key, t, float(np.interp(t, traj.t, traj.loss)))
+    ax.set_xlabel("time $t$ (linear)")
+    ax.set_ylabel("loss $L$")
+    ax.set_title("(a) Phases I-III", loc="left")
+    ax.legend(loc="lower left")
+    fb, bx = panel(3.4)
+    direction_time_map(bx, traj, data, max_neurons=max_neurons, seed=seed, phase_times=report)
+    bx.set_title("(b) neuron directions", loc="left")
+    fc, cx = panel(3.4)
+    mask = time_axis(cx, traj)
+    idx = np.flatnonzero(mask)
+    neff = np.array([effective_directions(traj, int(j)) for j in idx])
+    cx.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
+    cx.set_yscale("log")
+    cx.set_ylabel(r"$N_\mathrm{eff}$ (log scale)")
+    shade_phases(cx, report, t_end=t_end, markers=False)
+    if "complexity" in marks:
+        t4 = marks["complexity"]
+        _numbered(cx, 7, "complexity", t4,
+                  float(np.interp(math.log(t4), np.log(traj.t[idx]), neff)))
+    cx.set_title("(c) simplifying, then complicating", loc="left")
+    return Panels([fa, fb, fc], alt="One exact run through the four phases: the loss with the "
+                                    "named behaviours numbered, every neuron's direction over "
+                                    "the whole run, and the effective number of directions.")
+
+
+def overview_panels(traj: Trajectory, data: Dataset | None = None, report: Any = None, *,
+                    max_neurons: int = 150, seed: int = 0) -> Panels:
+    r"""The four-phase overview of one run as a book figure (four panels).
+
+    (a) the loss against :math:`\log t`, phases shaded and the plateau level marked;
+    (b) the outputs on the points; (c) each neuron's in-plane angle against :math:`\log t`;
+    (d) the directions at the final time (polar).
+    """
+    traj = check_traj(traj)
+    data = check_data(traj, data)
+    phase_intervals(report)  # validate before drawing anything
+    fa, ax = panel(3.4)
+    loss_panel(ax, traj, report)
+    ax.set_title("(a) loss", loc="left")
+    fb, bx = panel(3.4)
+    outputs_panel(bx, traj, report)
+    bx.set_title("(b) outputs", loc="left")
+    fc, cx = panel(3.4)
+    direction_time_map(cx, traj, data, max_neurons=max_neurons, seed=seed, phase_times=report)
+    cx.set_title("(c) directions", loc="left")
+    fd, dx = panel(4.4, polar=True)
+    polar_directions(dx, traj, -1, data, max_neurons=max_neurons, seed=seed)
+    dx.set_title(f"(d) directions at t = {traj.t[-1]:.3g}", pad=14)
+    return Panels([fa, fb, fc, fd], alt="The four phases of one run: the loss and the outputs "
+                                        "against log time, every neuron's direction, and the "
+                                        "directions at the end.")
