@@ -42,6 +42,7 @@ SUBJECTS: dict[str, str] = {
     "convergence": "reluflow.analysis.convergence",
     "identities": "reluflow.analysis.identities",
     "sweeps": "reluflow.analysis.sweeps",
+    "numerics": "reluflow.analysis.numerics",
     "compare": "reluflow.analysis.compare",
     "plots": "reluflow.viz.plots",
     "animation": "reluflow.viz.animation",

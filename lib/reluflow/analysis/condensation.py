@@ -102,7 +102,7 @@ class Condensation:
     settled : bool
         Phase I ends before the escape: the proposition's assumption :math:`|f|\ll 1`.
     predicted, simulated : ndarray of str
-        Fates (labels of :data:`reluflow.analysis.theory.FATES`).
+        Fates (labels of :data:`reluflow.analysis.theory.phase1.FATES`).
     band : float
         Width (rad) of the undecided band, :math:`e^{-\lVert\mu\rVert t}` at the escape
         (or at the end of the run without one).

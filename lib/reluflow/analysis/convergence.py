@@ -253,14 +253,12 @@ def seed_runs(data: TwoPointData, kappa: float, m: int, seeds: Sequence[int], t_
 
 def seed_table(rows: Sequence[SeedRow]) -> str:
     """The seed experiment as a Markdown table."""
-    lines = ["| seed | leaders alive | followers alive | largest leader share | "
-             "leaders' mass share | leaders' angle | followers' angle | margin $\\gamma$ |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| seed | alive: leaders, followers | largest leader share | leaders' mass share "
+             "| followers' angle | margin $\\gamma$ |", "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.seed} | {r.n_lead} | {r.n_fol} | {math_number(r.top_share, '.4f')} "
+        lines.append(f"| {r.seed} | {r.n_lead}, {r.n_fol} | {math_number(r.top_share, '.4f')} "
                      f"| {math_number(r.lead_fraction, '.5f')} | "
-                     f"{math_number(r.lead_angle, '.5f')} | {math_number(r.fol_angle, '.5f')} "
-                     f"| {math_number(r.margin, '.5f')} |")
+                     f"{math_number(r.fol_angle, '.5f')} | {math_number(r.margin, '.5f')} |")
     return "\n".join(lines)
 
 

@@ -58,10 +58,10 @@ def driving_angle(traj: Trajectory, data: TwoPointData) -> Array:
 
 
 def mirror_params(data: TwoPointData, params: Params) -> Params:
-    r"""The parameters seen in the mirror: :math:`a_k 	o -a_k`, :math:`b_k 	o Rb_k`.
+    r"""The parameters seen in the mirror: :math:`a_k \to -a_k`, :math:`b_k \to Rb_k`.
 
     :math:`R` reflects the data plane across the bisector of :math:`x_+` and :math:`x_-`
-    (:math:`arphi 	o \Delta - arphi`), so it exchanges the two points; with the output
+    (:math:`\varphi \to \Delta - \varphi`), so it exchanges the two points; with the output
     signs flipped, the run on ``data`` is the run of the mirrored parameters on the data
     :math:`(\Delta, 1-p)`, and a mirror-regime run becomes a main-regime one
     (:func:`reluflow.analysis.geometry.effective_data`).  Only for :math:`d = 2`.

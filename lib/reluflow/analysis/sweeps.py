@@ -23,7 +23,6 @@ from reluflow.analysis.theory import (
     escape_rate,
     plateau_escape_slope_prediction,
     plateau_exit_loss,
-    plateau_level,
     reactivation_threshold,
 )
 from reluflow.engine.data import TwoPointData
@@ -127,20 +126,22 @@ def diagram_points(results: Sequence[Result], deltas: Sequence[float], ps: Seque
 
 
 def diagram_table(points: Sequence[DiagramPoint]) -> str:
-    """The phase diagram as a Markdown table."""
-    lines = ["| $\\Delta$ | $p$ | regime | leaders | $t_\\mathrm{esc}$ | plateau length "
-             "| $\\lambda\\,dt_\\mathrm{esc}/d\\log(1/\\kappa)$ "
-             "| $dT_\\mathrm{III}/d\\log(1/\\kappa)$ (predicted) | plateau loss (predicted) |",
-             "|---:|---:|:---|:---:|---:|---:|---:|---:|---:|"]
+    r"""The phase diagram as a Markdown table: per :math:`(\Delta, p)`, the regime (and the
+    leaders' sign), the saddle escape and plateau length at the smaller :math:`\kappa`, the
+    escape slope times :math:`\lambda` and the plateau-escape slope with its prediction."""
+    lines = ["| $\\Delta$, $p$ | regime | $t_\\mathrm{esc}$ | plateau | "
+             "$\\lambda\\times$ escape slope | $T_\\mathrm{III}$ slope (predicted) |",
+             "|:---|:---|---:|---:|---:|---:|"]
     for q in points:
         t3, te = q.times["t_plateau_escape"], q.times["t_escape"]
         length = None if t3 is None or te is None else t3 - te
-        measured = REGIME_NAMES[q.regime] + ("" if q.agrees else " (runs disagree)")
+        regime_text = f"{REGIME_NAMES[q.regime]} ({'+' if q.leader > 0 else '−'})"
+        if not q.agrees:
+            regime_text += ", runs disagree"
         lines.append(
-            f"| {q.delta:g} | {q.p:g} | {measured} | {'+' if q.leader > 0 else '−'} | "
-            f"{_num(te)} | {_num(length)} | {_num(q.escape_ratio, '.4f')} | "
-            f"{_num(q.slope, '.3f')} ({_num(q.slope_predicted, '.3f', 'not derived')}) | "
-            f"{_num(q.plateau_loss, '.4f')} ({_num(q.exit_predicted, '.4f', 'not derived')}) |")
+            f"| {q.delta:g}, {q.p:g} | {regime_text} | {_num(te)} | {_num(length)} | "
+            f"{_num(q.escape_ratio, '.4f')} | {_num(q.slope, '.3f')} "
+            f"({_num(q.slope_predicted, '.3f', 'not derived')}) |")
     return "\n".join(lines)
 
 
@@ -206,20 +207,16 @@ def logistic_pairs(exponential: Sequence[Result], logistic: Sequence[Result], se
     return out
 
 
-def logistic_table(pairs: Sequence[Mapping[str, float]], data: TwoPointData) -> str:
+def logistic_table(pairs: Sequence[Mapping[str, float]]) -> str:
     """The exponential and logistic runs side by side (Markdown)."""
-    level = plateau_level(data)
-    lines = ["| $\\kappa$ | $t_\\mathrm{esc}$ exp | logistic (predicted) | $T_\\mathrm{III}$ exp "
-             "| logistic | plateau loss / level: exp | logistic | margin exp | logistic |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| $\\kappa$ | $t_\\mathrm{esc}$: exp | logistic (predicted) | "
+             "$T_\\mathrm{III}$: exp | logistic | margin: exp | logistic |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
     for q in pairs:
-        pe = None if q["pl_exp"] is None else q["pl_exp"] / level
-        pl = None if q["pl_log"] is None else q["pl_log"] / (level * math.log(2))
         lines.append(f"| {_num(q['kappa'], '.0e')} | {_num(q['t_exp'], '.4g')} | "
                      f"{_num(q['t_log'], '.4g')} ({_num(q['pred'], '.4g')}) | "
                      f"{_num(q['t3_exp'], '.4g')} | {_num(q['t3_log'], '.4g')} | "
-                     f"{_num(pe, '.4f')} | {_num(pl, '.4f')} | {_num(q['mg_exp'], '.4f')} | "
-                     f"{_num(q['mg_log'], '.4f')} |")
+                     f"{_num(q['mg_exp'], '.4f')} | {_num(q['mg_log'], '.4f')} |")
     return "\n".join(lines)
 
 
@@ -249,11 +246,11 @@ class Row:
 
 def summary_table(rows: Sequence[Row]) -> str:
     """The measured-vs-predicted rows as a Markdown table."""
-    lines = ["| quantity | setting | measured | predicted | source | error | tolerance |",
-             "|:---|:---|---:|---:|:---|---:|---:|"]
+    lines = ["| quantity | measured | predicted (source) | error | tolerance |",
+             "|:---|---:|:---|---:|---:|"]
     for r in rows:
         err = (f"{100 * r.error:.2g} %" if r.relative else _num(r.error, ".2g"))
-        tol = (f"{100 * r.tolerance:g} %" if r.relative else f"{r.tolerance:g} (abs.)")
-        lines.append(f"| {r.name} | {r.setting} | {_num(r.measured, '.4g')} | "
-                     f"{_num(r.predicted, '.4g')} | {r.source} | {err} | {tol} |")
+        tol = (f"{100 * r.tolerance:g} %" if r.relative else f"{r.tolerance:g}")
+        lines.append(f"| {r.name} ({r.setting}) | {_num(r.measured, '.4g')} | "
+                     f"{_num(r.predicted, '.4g')} ({r.source}) | {err} | {tol} |")
     return "\n".join(lines)

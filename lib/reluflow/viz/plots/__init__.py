@@ -48,6 +48,7 @@ from reluflow.viz.plots.condensation import (
 from reluflow.viz.plots.convergence import convergence_figure, seeds_figure
 from reluflow.viz.plots.diagrams import DIAGRAMS, REGION_FILLS, data_plane, intuition_diagram
 from reluflow.viz.plots.escape import release_figure, slopes_figure
+from reluflow.viz.plots.numerics import accuracy_figure, chattering_figure, drift_figure
 from reluflow.viz.plots.overview import (
     ANNOTATION_LABELS,
     annotated_overview,
@@ -133,10 +134,12 @@ __all__ = [
     "TIME_LABEL",
     "BookFigure",
     "Panels",
+    "accuracy_figure",
     "alive_mask",
     "annotated_overview",
     "as_time",
     "book_overview",
+    "chattering_figure",
     "check_data",
     "check_radius_mode",
     "check_traj",
@@ -146,6 +149,7 @@ __all__ = [
     "diagram_figure",
     "direction_time_map",
     "draw_reference_rays",
+    "drift_figure",
     "early_figure",
     "escape_figure",
     "fate_figure",

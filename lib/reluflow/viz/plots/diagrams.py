@@ -89,7 +89,7 @@ def data_plane(ax: Axes, data: TwoPointData, *, rays: tuple[str, ...] = ("x+", "
         dashed = name.endswith("perp") or name == "-mu"
         ax.plot([0, x], [0, y], color=cols[name], lw=1.6, ls="--" if dashed else "-", zorder=2)
         lx, ly = _xy(th, 1.17)
-        ax.text(lx, ly, labels[name], color=cols[name], ha="center", va="center", fontsize=11,
+        ax.text(lx, ly, labels[name], color=cols[name], ha="center", va="center", fontsize=11.5,
                 zorder=5)
     ax.set_aspect("equal")
     ax.set_xlim(-1.32, 1.32)

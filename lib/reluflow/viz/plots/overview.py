@@ -162,7 +162,7 @@ def overview_annotations(report: Any) -> dict[str, float]:
 def _annotate(ax: Axes, key: str, t: float, y: float, y_text: float) -> None:
     ax.annotate(
         ANNOTATION_LABELS[key], xy=(t, y), xytext=(t, y_text),
-        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=10,
+        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=11,
         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#888888", "lw": 0.6},
         arrowprops={"arrowstyle": "->", "color": "#333333", "lw": 0.9},
         gid=f"overview:{key}", zorder=6,
@@ -279,7 +279,7 @@ def overview_caption(traj: Trajectory, data: Dataset | None = None) -> str:
 def _numbered(ax: Axes, number: int, key: str, t: float, y: float) -> None:
     """A numbered marker (``gid`` ``overview:<key>``) pointing at ``(t, y)``."""
     ax.annotate(str(number), xy=(t, y), xytext=(0, 16), textcoords="offset points",
-                ha="center", va="bottom", fontsize=10, fontweight="bold", gid=f"overview:{key}",
+                ha="center", va="bottom", fontsize=11, fontweight="bold", gid=f"overview:{key}",
                 bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": "#333333", "lw": 0.8},
                 arrowprops={"arrowstyle": "-", "color": "#333333", "lw": 0.9}, zorder=6)
 
@@ -345,9 +345,9 @@ def overview_panels(traj: Trajectory, data: Dataset | None = None, report: Any =
                     max_neurons: int = 150, seed: int = 0) -> Panels:
     r"""The four-phase overview of one run as a book figure (four panels).
 
-    (a) the loss against :math:`\log t`, phases shaded and the plateau level marked;
-    (b) the outputs on the points; (c) each neuron's in-plane angle against :math:`\log t`;
-    (d) the directions at the final time (polar).
+    Panel a: the loss against :math:`\log t`, phases shaded and the plateau level marked;
+    b: the outputs on the points; c: each neuron's in-plane angle against :math:`\log t`;
+    d: the directions at the final time (polar).
     """
     traj = check_traj(traj)
     data = check_data(traj, data)

@@ -43,7 +43,7 @@ __all__ = ["Panels", "min_font_size", "panel", "panel_png"]
 
 
 def panel(height: float = 3.0, *, polar: bool = False) -> tuple[Figure, Axes]:
-    """A new book panel: a :data:`PANEL_WIDTH`-inch figure with one axes, in the book style.
+    """A new book panel: a :data:`~reluflow.viz.plots.style.PANEL_WIDTH`-inch figure, one axes.
 
     Parameters
     ----------
@@ -55,8 +55,8 @@ def panel(height: float = 3.0, *, polar: bool = False) -> tuple[Figure, Axes]:
     Returns
     -------
     (Figure, Axes)
-        The figure has ``layout="constrained"``; draw inside :func:`style` if you add text
-        later, or just rely on the sizes set here.
+        The figure has ``layout="constrained"`` and the book's font sizes
+        (:func:`~reluflow.viz.plots.style.style`).
     """
     h = float(height)
     if not 1.5 <= h <= 6.0:
@@ -109,8 +109,10 @@ class Panels:
     Parameters
     ----------
     figures : sequence of Figure
-        One figure per panel, each at most :data:`PANEL_WIDTH` inches wide (make them
-        with :func:`panel`), every text at least :data:`MIN_FONT_PT` points.
+        One figure per panel, each at most
+        :data:`~reluflow.viz.plots.style.PANEL_WIDTH` inches wide (make them with
+        :func:`panel`), every text at least :data:`~reluflow.viz.plots.style.MIN_FONT_PT`
+        points.
     alt : str
         Text alternative describing the whole figure (for screen readers).
     dpi : float
@@ -119,8 +121,8 @@ class Panels:
     Raises
     ------
     ValueError
-        If there is no panel, a panel is wider than :data:`PANEL_WIDTH` inches or has a
-        text smaller than :data:`MIN_FONT_PT` points, or ``alt`` is empty.
+        If there is no panel, a panel is too wide or has a text that is too small (the
+        limits above), or ``alt`` is empty.
     """
 
     def __init__(self, figures: Sequence[Figure], *, alt: str, dpi: float = PANEL_DPI) -> None:

@@ -70,7 +70,7 @@ def draw_reference_rays(ax: PolarAxes, data: Dataset, r0: float, r_max: float) -
         placed.append(lab_th)
         ax.text(lab_th, r_text, REFERENCE_LABELS[name], color=cols[name], ha="center",
                 va="center",
-                fontsize=10, clip_on=False, zorder=5,
+                fontsize=11, clip_on=False, zorder=5,
                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
@@ -196,8 +196,8 @@ def polar_directions(
     pax.set_ylim(lo, hi)
     if references:
         draw_reference_rays(pax, data, lo, hi)
-    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=10, color="#666666")
-    pax.tick_params(axis="y", labelsize=10, colors="#555555")
+    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=11, color="#666666")
+    pax.tick_params(axis="y", labelsize=11, colors="#555555")
     pax.set_rlabel_position(202.5)
     pax.grid(True, color="#dddddd", lw=0.6)
     rlabel = {
@@ -205,7 +205,7 @@ def polar_directions(
         "linear": r"radius: $\|Pb_k\|$",
         "unit": "radius: none (directions only)",
     }[mode]
-    pax.set_xlabel(f"angle from $x_+$ (degrees)\n{rlabel}", fontsize=10, labelpad=6)
+    pax.set_xlabel(f"angle from $x_+$ (degrees)\n{rlabel}", fontsize=11, labelpad=6)
     if legend:
         handles = [
             Line2D([], [], ls="", marker="o", ms=5.5, color=PALETTE["positive"], label="$a_k>0$"),
@@ -214,7 +214,7 @@ def polar_directions(
                    label="dead (inactive on both)"),
         ]
         pax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
-                   fontsize=10, frameon=False)
+                   fontsize=11, frameon=False)
     return pax
 
 
@@ -261,7 +261,7 @@ def direction_time_map(
             ly = y if not placed or y - placed[-1] >= 12 else placed[-1] + 12
             placed.append(ly)
             ax.text(1.01, ly, REFERENCE_LABELS[name], transform=trans, color=cols[name],
-                    va="center", ha="left", fontsize=10, clip_on=False)
+                    va="center", ha="left", fontsize=11, clip_on=False)
     shade_phases(ax, phase_times, t_end=float(traj.t[-1]), markers=False)
     lo = min(-180.0, float(np.min(deg)) if deg.size else -180.0)
     hi = max(180.0, float(np.max(deg)) if deg.size else 180.0)
@@ -272,7 +272,7 @@ def direction_time_map(
         Line2D([], [], color=PALETTE["positive"], label="$a_k>0$"),
         Line2D([], [], color=PALETTE["negative"], label="$a_k<0$"),
         Line2D([], [], color="#888888", lw=0.5, alpha=0.5, label="dead at the end"),
-    ], loc="lower left", fontsize=10)
+    ], loc="lower left", fontsize=11)
     return ax
 
 
@@ -346,9 +346,9 @@ def fate_map(
         draw_reference_rays(pax, data, 0.0, 1.2)
     pax.set_yticks([0.7, 1.0])
     pax.set_yticklabels([])
-    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=10, color="#666666")
+    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=11, color="#666666")
     pax.grid(True, color="#dddddd", lw=0.6)
-    pax.set_xlabel("initial angle from $x_+$ (degrees)", fontsize=10)
+    pax.set_xlabel("initial angle from $x_+$ (degrees)", fontsize=11)
     handles = [Line2D([], [], ls="", marker="s", ms=7, color=colors[c], label=c) for c in cats]
     handles += [
         Line2D([], [], ls="", marker="o", ms=5, mfc="white", color="#333333",
@@ -358,7 +358,7 @@ def fate_map(
     ]
     if legend:
         pax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
-                   fontsize=10, frameon=False)
+                   fontsize=11, frameon=False)
     if title is not None:
         pax.set_title(title)
     return pax

@@ -22,8 +22,9 @@ book is defined here, once, with one meaning:
 
 Sizes.  A book panel is :data:`PANEL_WIDTH` inches wide and every text in it is at least
 :data:`MIN_FONT_PT` points; panels are laid out side by side on a wide screen and stacked
-on a narrow one (:class:`~reluflow.viz.plots.panels.Panels`), so that a text column of
-360 CSS pixels (a phone) still shows every text at :math:`\ge 9` pt.
+on a narrow one (:class:`~reluflow.viz.plots.panels.Panels`), so that every text is shown
+at :math:`\ge 9` pt in the book's text column (two panels of about 338 CSS pixels side by
+side on a desktop, one of about 358 on a phone): :math:`11 \cdot 338/384 \approx 9.7`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ PALETTE: dict[str, str] = {
     "die": "#4D4D4D",       # neurons switched off on both points during Phase I
     "dead": "#B0B0B0",      # neurons dead from the start
     "loss": "#000000",      # measured quantities that belong to no group
-    "reference": "#666666",  # reference directions and levels
+    "reference": "#808080",  # reference directions and levels
 }
 
 #: The four phases, in order.
@@ -91,7 +92,7 @@ PHASE_NAMES: dict[str, str] = {
     "IV": "convergence",
 }
 
-#: Colour of each Phase-I fate (labels of :data:`reluflow.analysis.theory.FATES`).
+#: Colour of each Phase-I fate (labels of :data:`reluflow.analysis.theory.phase1.FATES`).
 FATE_COLORS: dict[str, str] = {
     "condense": PALETTE["mu"],
     "slide": PALETTE["sliding"],
@@ -128,20 +129,20 @@ METHOD_COLORS: dict[str, str] = {
 PANEL_WIDTH = 4.0
 
 #: Smallest font size (points) of any text in a book panel.
-MIN_FONT_PT = 10.0
+MIN_FONT_PT = 11.0
 
 #: Resolution (dots per inch) of the PNG of a book panel.
 PANEL_DPI = 150.0
 
 _RC: dict[str, Any] = {
-    "font.size": 10.5,
-    "axes.titlesize": 11.0,
-    "axes.labelsize": 10.5,
-    "legend.fontsize": 10.0,
-    "legend.title_fontsize": 10.0,
-    "xtick.labelsize": 10.0,
-    "ytick.labelsize": 10.0,
-    "figure.titlesize": 11.0,
+    "font.size": 11.0,
+    "axes.titlesize": 12.0,
+    "axes.labelsize": 11.5,
+    "legend.fontsize": 11.0,
+    "legend.title_fontsize": 11.0,
+    "xtick.labelsize": 11.0,
+    "ytick.labelsize": 11.0,
+    "figure.titlesize": 12.0,
     "figure.facecolor": "white",
     "axes.facecolor": "white",
     "savefig.facecolor": "white",
@@ -235,5 +236,7 @@ def series_style(i: int, n: int) -> dict[str, Any]:
     if isinstance(i, bool) or isinstance(n, bool) or not (0 <= int(i) < int(n)):
         raise ValueError(f"need 0 <= i < n, got i={i!r}, n={n!r}")
     level = 0 if n == 1 else round(0x99 * int(i) / (int(n) - 1))
+    while level and f"#{level:02X}{level:02X}{level:02X}" in PALETTE.values():
+        level += 1  # a shade off any grey of the palette
     return {"color": f"#{level:02X}{level:02X}{level:02X}",
             "marker": _SERIES_MARKERS[int(i) % len(_SERIES_MARKERS)]}

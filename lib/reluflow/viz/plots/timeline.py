@@ -177,7 +177,7 @@ def shade_phases(
             # no numeral on a band too narrow for it or too close to the last one
             if width >= 0.035 and _frac(mid) - last_label >= 0.06:
                 ax.text(mid, 0.975, ph, transform=trans, ha="center", va="top",
-                        fontsize=10, fontweight="bold", color="#444444", zorder=1)
+                        fontsize=11, fontweight="bold", color="#444444", zorder=1)
                 last_label = _frac(mid)
     if markers:
         for key, t in mk.items():
