@@ -169,10 +169,11 @@ def test_glue_text_and_figure_validate(capsys: pytest.CaptureFixture[str]) -> No
             glue_text("regime", bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"figure must be a reluflow\.plots\.Panels"):
         glue_figure("fig_x", object())
-    from reluflow.viz.plots import Panels, panel
+    from reluflow.viz.plots import Panels, panel, style
 
-    fig, ax = panel()
-    ax.set_title("(a) a panel")
+    with style():
+        fig, ax = panel()
+        ax.set_title("(a) a panel")
     assert isinstance(glue_figure("fig_x", Panels([fig], alt="A panel.")), Panels)
     show_markdown("| a |\n|---|\n| 1 |")
     with pytest.raises(ValueError, match="text must be a string"):

@@ -29,10 +29,11 @@ def _check(figure: Panels, n: int) -> None:
 
 
 def test_panels_validate_and_render() -> None:
-    fig, ax = panel(3.0)
-    ax.plot([0, 1], [0, 1], label="a line")
-    ax.set_title("(a) a line")
-    ax.legend()
+    with plots.style():  # every artist inside the style: fonts are read at creation
+        fig, ax = panel(3.0)
+        ax.plot([0, 1], [0, 1], label="a line")
+        ax.set_title("(a) a line")
+        ax.legend()
     figure = Panels([fig], alt="A line.")
     _check(figure, 1)
     assert figure.fonts == [min_font_size(fig)]

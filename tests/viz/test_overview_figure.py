@@ -71,6 +71,6 @@ def test_book_overview_is_a_panels_snippet(tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert html.startswith('<div class="rf-panels">')
     assert html.count('class="rf-panel-img"') == 3
-    assert 'data-min-font-pt="10"' in html
+    assert 'data-min-font-pt="11"' in html
     assert set(marks) == set(plots.ANNOTATION_LABELS)
     assert not list(tmp_path.glob("*.tmp"))

@@ -25,7 +25,7 @@ from reluflow.engine.data import TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.panels import Panels, panel
 from reluflow.viz.plots.polar import direction_time_map, fate_map
-from reluflow.viz.plots.style import FATE_COLORS, PALETTE
+from reluflow.viz.plots.style import FATE_COLORS, PALETTE, styled
 from reluflow.viz.plots.timeline import shade_phases
 
 __all__ = ["condensation_figure", "fate_figure", "simplification_figure"]
@@ -33,6 +33,7 @@ __all__ = ["condensation_figure", "fate_figure", "simplification_figure"]
 _SIGN = {1: ("positive", "$a_k>0$"), -1: ("negative", "$a_k<0$")}
 
 
+@styled
 def fate_figure(traj: Trajectory, data: TwoPointData, m: Condensation) -> Panels:
     """(a) the fates the proposition predicts from the initial directions; (b) the run's."""
     panels = []
@@ -50,6 +51,7 @@ def fate_figure(traj: Trajectory, data: TwoPointData, m: Condensation) -> Panels
                               "inner: negative neurons), coloured by predicted and simulated fate.")
 
 
+@styled
 def condensation_figure(traj: Trajectory, data: TwoPointData, m: Condensation,
                         tolerance: float, max_lines: int = 25) -> Panels:
     r"""(a) angles to :math:`\pm\mu` against time with the prediction; (b) fitted rates.
@@ -96,6 +98,7 @@ def condensation_figure(traj: Trajectory, data: TwoPointData, m: Condensation,
                                     "fitted condensation rate of each neuron relative to |mu|.")
 
 
+@styled
 def simplification_figure(traj: Trajectory, data: TwoPointData, report: PhaseReport,
                           m: Condensation, seed: int = 0) -> Panels:
     r"""(a) directions, (b) alive and sliding counts, (c) sizes, (d) :math:`N_\mathrm{eff}`."""

@@ -17,12 +17,13 @@ from reluflow.analysis.phases import PhaseReport
 from reluflow.engine.data import TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.panels import Panels, panel
-from reluflow.viz.plots.style import PALETTE, TIME_LABEL, series_style
+from reluflow.viz.plots.style import PALETTE, TIME_LABEL, series_style, styled
 from reluflow.viz.plots.timeline import shade_phases
 
 __all__ = ["convergence_figure", "seeds_figure"]
 
 
+@styled
 def convergence_figure(traj: Trajectory, data: TwoPointData, report: PhaseReport,
                        c: Convergence) -> Panels:
     r"""(a) the loss against :math:`1/(4\gamma t\log t)`; (b) margin and norm against
@@ -81,6 +82,7 @@ def convergence_figure(traj: Trajectory, data: TwoPointData, report: PhaseReport
                                         "normalized margin over thirty decades of time.")
 
 
+@styled
 def seeds_figure(rows: Sequence[SeedRow]) -> Panels:
     r"""(a) the leaders' mass shares per neuron and their :math:`c_k^2` prediction; (b) the
     relative spread over seeds of group-level and neuron-level quantities."""

@@ -31,6 +31,7 @@ from reluflow.viz.plots.style import (
     PALETTE,
     REFERENCE_LABELS,
     reference_colors,
+    styled,
 )
 
 __all__ = ["DIAGRAMS", "REGION_FILLS", "data_plane", "intuition_diagram"]
@@ -187,6 +188,7 @@ def _draw_convergence(ax: Axes, data: TwoPointData) -> list[Line2D]:
                    label=r"followers drift ($\log\log t$ clock)")]
 
 
+@styled
 def intuition_diagram(data: TwoPointData, kind: str) -> Panels:
     r"""The data-plane diagram of a chapter, as a one-panel book figure.
 

@@ -21,7 +21,7 @@ from reluflow.analysis.theory import plateau_level
 from reluflow.engine.data import TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.panels import Panels, panel
-from reluflow.viz.plots.style import PALETTE, series_style
+from reluflow.viz.plots.style import PALETTE, series_style, styled
 
 __all__ = ["release_figure", "slopes_figure"]
 
@@ -35,6 +35,7 @@ def _marks(ax: Axes, e: Escape, report: PhaseReport) -> None:
         ax.axvline(report.t_plateau_escape, color=PALETTE["reference"], ls="-.", lw=1.2)
 
 
+@styled
 def release_figure(traj: Trajectory, data: TwoPointData, e: Escape, report: PhaseReport,
                    horizon: float) -> Panels:
     r"""(a) the loss; (b) the two loss terms of the release condition; (c) the followers'
@@ -90,6 +91,7 @@ def release_figure(traj: Trajectory, data: TwoPointData, e: Escape, report: Phas
                                         "from the saddle to the end of the plateau.")
 
 
+@styled
 def slopes_figure(rows: Sequence[SlopeRow], kappas: Sequence[float]) -> Panels:
     r""":math:`T_\mathrm{III}` against :math:`\log(1/\kappa)` for each :math:`(\Delta, p)`,
     with both estimates (their :math:`O(1)` constants fitted, they are not predicted)."""

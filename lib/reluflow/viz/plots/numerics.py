@@ -16,7 +16,7 @@ from reluflow.analysis.numerics import Accuracy, Chattering
 from reluflow.analysis.phases import PhaseReport
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.panels import Panels, panel
-from reluflow.viz.plots.style import METHOD_COLORS, PALETTE, series_style
+from reluflow.viz.plots.style import METHOD_COLORS, PALETTE, series_style, styled
 from reluflow.viz.plots.timeline import shade_phases
 
 __all__ = ["accuracy_figure", "chattering_figure", "drift_figure"]
@@ -26,6 +26,7 @@ def _color(method: str) -> str:
     return METHOD_COLORS.get(method, METHOD_COLORS["solve_ivp"])
 
 
+@styled
 def accuracy_figure(rows: Sequence[MethodRun], acc: Accuracy) -> Panels:
     """(a) output error against wall time per method; (b) gradient descent's first order."""
     fa, ax = panel(3.6)
@@ -60,6 +61,7 @@ def accuracy_figure(rows: Sequence[MethodRun], acc: Accuracy) -> Panels:
                                 "against its learning rate.")
 
 
+@styled
 def chattering_figure(ch: Chattering | None) -> Panels:
     r"""(a) :math:`b^\top x_i/\lVert b\rVert` of the sliding neuron, exact and under
     gradient descent; (b) the chattering amplitude against the learning rate.
@@ -101,6 +103,7 @@ def chattering_figure(ch: Chattering | None) -> Panels:
                                 "chattering against the learning rate.")
 
 
+@styled
 def drift_figure(runs: Sequence[tuple[str, str, Trajectory]], report: PhaseReport,
                  t_max: float) -> Panels:
     r"""The relative drift of :math:`a_k^2 - \lVert b_k\rVert^2` against time, per run

@@ -17,7 +17,7 @@ from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.base import as_time, check_data, check_traj
 from reluflow.viz.plots.panels import Panels, panel
 from reluflow.viz.plots.polar import direction_time_map, polar_directions
-from reluflow.viz.plots.style import PALETTE, new_figure, style
+from reluflow.viz.plots.style import PALETTE, new_figure, style, styled
 from reluflow.viz.plots.timeline import (
     loss_panel,
     outputs_panel,
@@ -52,6 +52,7 @@ def _describe(traj: Trajectory, data: Dataset) -> str:
     return ", ".join(parts)
 
 
+@styled
 def overview_figure(
     traj: Trajectory,
     data: Dataset | None = None,
@@ -284,6 +285,7 @@ def _numbered(ax: Axes, number: int, key: str, t: float, y: float) -> None:
                 arrowprops={"arrowstyle": "-", "color": "#333333", "lw": 0.9}, zorder=6)
 
 
+@styled
 def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = None, *,
                   max_neurons: int = 150, seed: int = 0) -> Panels:
     r"""The introduction's overview as a book figure: three panels, behaviours numbered.
@@ -341,6 +343,7 @@ def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = N
                                     "the whole run, and the effective number of directions.")
 
 
+@styled
 def overview_panels(traj: Trajectory, data: Dataset | None = None, report: Any = None, *,
                     max_neurons: int = 150, seed: int = 0) -> Panels:
     r"""The four-phase overview of one run as a book figure (four panels).

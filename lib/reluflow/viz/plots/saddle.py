@@ -18,7 +18,7 @@ from reluflow.analysis.theory import plateau_level
 from reluflow.engine.data import TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.panels import Panels, panel
-from reluflow.viz.plots.style import PALETTE
+from reluflow.viz.plots.style import PALETTE, styled
 
 __all__ = ["escape_figure", "plateau_figure", "rotation_figure"]
 
@@ -34,6 +34,7 @@ def _escape_line(ax: object, t_escape: float | None) -> None:
         ax.axvline(t_escape, color=PALETTE["reference"], ls="--", lw=1.0)  # type: ignore[attr-defined]
 
 
+@styled
 def escape_figure(traj: Trajectory, s: Saddle, sweep: EscapeSweep,
                   t_escape: float | None) -> Panels:
     r"""(a) the two groups' masses with the slope :math:`2\lambda`; (b) :math:`t_\mathrm{esc}`
@@ -76,6 +77,7 @@ def escape_figure(traj: Trajectory, s: Saddle, sweep: EscapeSweep,
                                     "escape time against log(1/kappa).")
 
 
+@styled
 def rotation_figure(traj: Trajectory, data: TwoPointData, s: Saddle,
                     t_escape: float | None) -> Panels:
     r"""(a) the leaders' mean direction against :math:`\pm\mu(t)`; (b) their held mass."""
@@ -109,6 +111,7 @@ def rotation_figure(traj: Trajectory, data: TwoPointData, s: Saddle,
                                     "and the fraction of their mass sliding on a boundary.")
 
 
+@styled
 def plateau_figure(traj: Trajectory, data: TwoPointData, s: Saddle,
                    t_escape: float | None) -> Panels:
     r"""(a) the loss, the plateau level and the Ei law; (b) the outputs on the two points."""

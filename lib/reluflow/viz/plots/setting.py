@@ -16,12 +16,13 @@ from reluflow.engine.data import TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.panels import Panels, panel
 from reluflow.viz.plots.polar import polar_directions, radial_limits
-from reluflow.viz.plots.style import PALETTE
+from reluflow.viz.plots.style import PALETTE, styled
 from reluflow.viz.plots.timeline import shade_phases
 
 __all__ = ["early_figure", "identities_figure", "snapshot_times", "snapshots_figure"]
 
 
+@styled
 def identities_figure(runs: Sequence[tuple[str, Trajectory]]) -> Panels:
     r"""(a) the relative drift of :math:`a_k^2 - \lVert b_k\rVert^2` of each run against
     time; (b) the relative change of the loss between recorded times (first run)."""
@@ -50,6 +51,7 @@ def identities_figure(runs: Sequence[tuple[str, Trajectory]]) -> Panels:
                                 "time, and the relative change of the loss between samples.")
 
 
+@styled
 def early_figure(traj: Trajectory, data: TwoPointData, report: PhaseReport,
                  t_show: float) -> Panels:
     """(a) the loss and (b) the outputs on a linear time axis up to ``t_show``."""
@@ -87,6 +89,7 @@ def snapshot_times(traj: Trajectory, report: PhaseReport) -> list[tuple[int, str
     return [(min(j, traj.t.size - 1), lab) for j, lab in out]
 
 
+@styled
 def snapshots_figure(traj: Trajectory, data: TwoPointData, report: PhaseReport,
                      seed: int = 0) -> Panels:
     r"""The neuron directions at the times of :func:`snapshot_times`, on one radial scale."""

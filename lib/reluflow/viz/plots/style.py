@@ -29,10 +29,11 @@ side on a desktop, one of about 358 on a phone): :math:`11 \cdot 338/384 \approx
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from io import BytesIO
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
@@ -57,6 +58,7 @@ __all__ = [
     "reference_colors",
     "series_style",
     "style",
+    "styled",
 ]
 
 
@@ -183,6 +185,25 @@ def style() -> Iterator[None]:
     rc: Any = _RC
     with mpl.rc_context(rc):
         yield
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def styled(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorator: run a figure function inside :func:`style`.
+
+    Matplotlib reads the font sizes when an artist is created, so every title, label and
+    legend a book figure adds must be drawn inside the style, not only its axes.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with style():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 class BookFigure(Figure):

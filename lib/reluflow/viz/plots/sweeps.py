@@ -19,7 +19,7 @@ from reluflow.analysis.geometry import REGIMES
 from reluflow.analysis.sweeps import PHASE_NAMES, DiagramPoint, ell
 from reluflow.analysis.theory import regime_map
 from reluflow.viz.plots.panels import Panels, panel
-from reluflow.viz.plots.style import PALETTE, REGIME_COLORS, REGIME_LABELS, series_style
+from reluflow.viz.plots.style import PALETTE, REGIME_COLORS, REGIME_LABELS, series_style, styled
 
 __all__ = ["diagram_figure", "kappa_width_figure", "unbalanced_figure"]
 
@@ -27,6 +27,7 @@ _EDGE = {"main": PALETTE["positive"], "mu-plus-only": PALETTE["sliding"],
          "mirror": PALETTE["negative"]}
 
 
+@styled
 def diagram_figure(points: Sequence[DiagramPoint], delta: float, p: float) -> Panels:
     r"""(a) the regimes of :math:`(\Delta, p)` with the simulated points; (b) measured
     against predicted slopes of :math:`T_\mathrm{III}` and of the plateau length."""
@@ -72,6 +73,7 @@ def diagram_figure(points: Sequence[DiagramPoint], delta: float, p: float) -> Pa
                                 "plateau-escape time.")
 
 
+@styled
 def kappa_width_figure(kappa_runs: Sequence[Mapping[str, Any]],
                        width_runs: Sequence[Mapping[str, Any]],
                        predicted: Mapping[str, float], width_slopes: Mapping[str, float]
@@ -114,6 +116,7 @@ def kappa_width_figure(kappa_runs: Sequence[Mapping[str, Any]],
                                 "the predicted slopes.")
 
 
+@styled
 def unbalanced_figure(groups: Mapping[str, Sequence[Mapping[str, Any]]], rate: float) -> Panels:
     r"""Saddle and plateau escape against :math:`\log(1/\max(\kappa,\kappa_a))`, balanced
     and unbalanced; dashed: the slope :math:`1/\lambda` through the balanced runs."""
