@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
+from numpy.typing import NDArray
 
 from reluflow.analysis.compare import MethodRun
 from reluflow.analysis.numerics import Accuracy, Chattering
@@ -21,9 +23,23 @@ from reluflow.viz.plots.timeline import shade_phases
 
 __all__ = ["accuracy_figure", "chattering_figure", "drift_figure"]
 
+Array = NDArray[np.float64]
+
 
 def _color(method: str) -> str:
     return METHOD_COLORS.get(method, METHOD_COLORS["solve_ivp"])
+
+
+def _power_law(ax: Axes, steps: Array, values: Array, order: float, ylabel: str,
+               title: str) -> None:
+    r"""The fitted power law :math:`c\,\eta^{q}` through ``values`` (log-log), labelled."""
+    c = np.exp(np.mean(np.log(values) - order * np.log(steps)))
+    ax.loglog(steps, c * steps**order, ":", color=PALETTE["theory"], lw=1.6,
+              label=rf"$\propto\eta^{{{order:.2f}}}$")
+    ax.set_xlabel(r"learning rate $\eta$")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.legend(loc="lower right")
 
 
 @styled
@@ -49,13 +65,8 @@ def accuracy_figure(rows: Sequence[MethodRun], acc: Accuracy) -> Panels:
               label="output error")
     bx.loglog(h, [r.drift for r in gd], "D", mfc="none", color=PALETTE["reference"],
               label="invariant drift")
-    c = np.exp(np.mean(np.log([r.error for r in gd]) - acc.order * np.log(h)))
-    bx.loglog(h, c * h**acc.order, ":", color=PALETTE["theory"], lw=1.6,
-              label=rf"$\propto\eta^{{{acc.order:.2f}}}$")
-    bx.set_xlabel(r"learning rate $\eta$")
-    bx.set_ylabel("error, drift")
-    bx.set_title("(b) gradient descent: first order", loc="left")
-    bx.legend(loc="lower right")
+    _power_law(bx, h, np.array([r.error for r in gd]), acc.order, "error, drift",
+               "(b) gradient descent: first order")
     return Panels([fa, fb], alt="Output error against wall time for the engine, gradient "
                                 "descent and solve_ivp; gradient descent's error and drift "
                                 "against its learning rate.")
@@ -91,13 +102,8 @@ def chattering_figure(ch: Chattering | None) -> Panels:
     fb, bx = panel(3.6)
     r = np.asarray(ch.rates)
     bx.loglog(r, ch.amplitude, "s", color=_color("gradient descent"), label="GD amplitude")
-    c = np.exp(np.mean(np.log(ch.amplitude) - ch.order * np.log(r)))
-    bx.loglog(r, c * r**ch.order, ":", color=PALETTE["theory"], lw=1.6,
-              label=rf"$\propto\eta^{{{ch.order:.2f}}}$")
-    bx.set_xlabel(r"learning rate $\eta$")
-    bx.set_ylabel("chattering amplitude")
-    bx.set_title("(b) proportional to the step", loc="left")
-    bx.legend(loc="lower right")
+    _power_law(bx, r, ch.amplitude, ch.order, "chattering amplitude",
+               "(b) proportional to the step")
     return Panels([fa, fb], alt="The pre-activation of a sliding neuron under the exact flow "
                                 "and under gradient descent, and the amplitude of the "
                                 "chattering against the learning rate.")

@@ -207,7 +207,6 @@ def annotated_overview(
     -------
     Figure
     """
-    from reluflow.analysis.measure import effective_directions
 
     traj = check_traj(traj)
     data = check_data(traj, data)
@@ -243,17 +242,11 @@ def annotated_overview(
                            phase_times=report)
         axb.set_title("(b) neuron directions over the whole run", loc="left")
         axc = fig.add_subplot(gs[1, 1])
-        mask = time_axis(axc, traj)
-        idx = np.flatnonzero(mask)
-        neff = np.array([effective_directions(traj, int(j)) for j in idx])
-        axc.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
-        axc.set_yscale("log")
+        y4 = _neff_panel(axc, traj, report, marks.get("complexity"))
         axc.set_ylabel(r"effective number of directions $N_\mathrm{eff}$ (log scale)")
-        shade_phases(axc, report, t_end=t_end, markers=False)
         axc.set_title("(c) simplifying, then complicating", loc="left")
         if "complexity" in marks:
             t4 = marks["complexity"]
-            y4 = float(np.interp(math.log(t4), np.log(traj.t[idx]), neff))
             _annotate(axc, "complexity", t4, y4, 0.75)
         fig.suptitle(_describe(traj, data), fontsize=12)
     return fig
@@ -277,6 +270,21 @@ def overview_caption(traj: Trajectory, data: Dataset | None = None) -> str:
     )
 
 
+def _neff_panel(ax: Axes, traj: Trajectory, report: Any, t4: float | None) -> float:
+    """The effective number of directions against log time, phases shaded; its value at
+    ``t4`` (``nan`` without it)."""
+    from reluflow.analysis.measure import effective_directions
+
+    idx = np.flatnonzero(time_axis(ax, traj))
+    neff = np.array([effective_directions(traj, int(j)) for j in idx])
+    ax.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
+    ax.set_yscale("log")
+    shade_phases(ax, report, t_end=float(traj.t[-1]), markers=False)
+    if t4 is None:
+        return math.nan
+    return float(np.interp(math.log(t4), np.log(traj.t[idx]), neff))
+
+
 def _numbered(ax: Axes, number: int, key: str, t: float, y: float) -> None:
     """A numbered marker (``gid`` ``overview:<key>``) pointing at ``(t, y)``."""
     ax.annotate(str(number), xy=(t, y), xytext=(0, 16), textcoords="offset points",
@@ -298,7 +306,6 @@ def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = N
     start of Phase IV (increasing complexity).  Each marker is an annotation with ``gid``
     ``"overview:<key>"`` whose ``xy`` is ``(time, value)``.
     """
-    from reluflow.analysis.measure import effective_directions
 
     traj = check_traj(traj)
     data = check_data(traj, data)
@@ -326,17 +333,10 @@ def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = N
     direction_time_map(bx, traj, data, max_neurons=max_neurons, seed=seed, phase_times=report)
     bx.set_title("(b) neuron directions", loc="left")
     fc, cx = panel(3.4)
-    mask = time_axis(cx, traj)
-    idx = np.flatnonzero(mask)
-    neff = np.array([effective_directions(traj, int(j)) for j in idx])
-    cx.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
-    cx.set_yscale("log")
+    y4 = _neff_panel(cx, traj, report, marks.get("complexity"))
     cx.set_ylabel(r"$N_\mathrm{eff}$ (log scale)")
-    shade_phases(cx, report, t_end=t_end, markers=False)
     if "complexity" in marks:
-        t4 = marks["complexity"]
-        _numbered(cx, 7, "complexity", t4,
-                  float(np.interp(math.log(t4), np.log(traj.t[idx]), neff)))
+        _numbered(cx, 7, "complexity", marks["complexity"], y4)
     cx.set_title("(c) simplifying, then complicating", loc="left")
     return Panels([fa, fb, fc], alt="One exact run through the four phases: the loss with the "
                                     "named behaviours numbered, every neuron's direction over "
