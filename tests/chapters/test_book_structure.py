@@ -135,6 +135,9 @@ def test_code_budget(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
 def test_visible_code_is_what_a_reader_would_type(path: Path) -> None:
+    for cell in visible_code_cells(read_notebook(path)):
+        long = [line for line in source(cell).splitlines() if len(line) > 79]
+        assert not long, f"{path.name}: visible lines wider than the code box: {long}"
     for cell in visible_code_cells(read_notebook(path))[1:]:  # after the parameters
         found = PLUMBING.search(source(cell))
         assert found is None, (

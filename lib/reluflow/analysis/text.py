@@ -22,13 +22,15 @@ def math_number(value: float, fmt: str = ".3g") -> str:
 
     >>> math_number(1.5e-6, ".2g"), math_number(1e-6, ".0e"), math_number(0.25, ".2f")
     ('$1.5\\times 10^{-6}$', '$10^{-6}$', '0.25')
-    >>> math_number(-3.2e8, ".2g"), math_number(-0.5)
-    ('$-3.2\\times 10^{8}$', '−0.5')
+    >>> math_number(-3.2e8, ".2g"), math_number(-0.5), math_number(-1e-9, ".3f")
+    ('$-3.2\\times 10^{8}$', '−0.5', '0.000')
     """
     x = float(value)
     if not math.isfinite(x):
         raise ValueError(f"value must be finite to be printed as a number, got {value!r}")
     text = format(x, fmt)
+    if text.startswith("-") and _rounds_to_zero(text):
+        text = text[1:]  # a value that rounds to zero is printed without a sign
     match = _EXP.fullmatch(text)
     if match is None:
         return "−" + text[1:] if text.startswith("-") else text
@@ -37,3 +39,10 @@ def math_number(value: float, fmt: str = ".3g") -> str:
     if float(mant) == 1.0:
         return f"${sign}10^{{{exp}}}$"
     return f"${sign}{mant}\\times 10^{{{exp}}}$"
+
+
+def _rounds_to_zero(text: str) -> bool:
+    try:
+        return float(text.replace(",", "")) == 0.0
+    except ValueError:
+        return False
