@@ -38,6 +38,7 @@ __all__ = [
     "kappa_width_table",
     "logistic_pairs",
     "logistic_table",
+    "slope_error",
     "slopes",
     "summary_table",
     "unbalanced_groups",
@@ -70,6 +71,31 @@ def slopes(results: Sequence[Result], x: Sequence[float], keys: Sequence[str]
            ) -> dict[str, float]:
     """Fitted slope of each phase time ``key`` against ``x`` (``nan`` if it cannot be fitted)."""
     return {k: fit_line(x, [r.get(k) for r in results])[0] for k in keys}
+
+
+def slope_error(results: Sequence[Result], x: Sequence[float], key: str) -> float:
+    r"""Standard error of the slope fitted by :func:`slopes`, from the fit's residuals.
+
+    .. math:: \mathrm{SE} = \sqrt{\frac{\sum_j r_j^2/(n-2)}{\sum_j (x_j - \bar x)^2}}
+
+    over the runs where ``key`` is set; it measures how much the scatter between the runs
+    (different seeds: different draws of the :math:`O(1)` terms) moves the fitted slope.
+    ``nan`` with fewer than three points.
+
+    >>> runs = [{"t": 1.0}, {"t": 2.5}, {"t": 3.0}]
+    >>> round(slope_error(runs, [0.0, 1.0, 2.0], "t"), 4)
+    0.2887
+    """
+    pts = [(float(xi), float(r[key])) for xi, r in zip(x, results, strict=True)
+           if r.get(key) is not None]
+    if len(pts) < 3:
+        return math.nan
+    xs = [p[0] for p in pts]
+    s, c, _ = fit_line(xs, [p[1] for p in pts])
+    mean = sum(xs) / len(xs)
+    sxx = sum((xi - mean) ** 2 for xi in xs)
+    rss = sum((y - (s * xi + c)) ** 2 for xi, y in pts)
+    return math.sqrt(rss / (len(pts) - 2) / sxx) if sxx > 0 else math.nan
 
 
 @dataclass(frozen=True)
