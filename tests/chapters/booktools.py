@@ -186,6 +186,9 @@ class NotebookRun:
         return None
 
 
+#: What jupyter_client says when a kernel dies before it answers its first request.
+KERNEL_START_FAILED = "Kernel died before replying to kernel_info"
+
 #: Per-cell timeout of a papermill run, seconds: a guard against a hung kernel only.
 CELL_TIMEOUT = 600
 
@@ -206,6 +209,9 @@ def run_papermill(path: Path, output: Path, params: dict[str, Any]) -> NotebookR
     env = dict(os.environ)
     env.pop("RELUFLOW_FAST", None)  # the parameters decide, not the caller's shell
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode and KERNEL_START_FAILED in proc.stdout + proc.stderr:
+        # the kernel never started (no cell ran): a busy machine, not the notebook; once more
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     return NotebookRun(params, output, proc.returncode, proc.stdout + proc.stderr)
 
 
