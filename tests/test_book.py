@@ -13,12 +13,21 @@ from reluflow.book import (
     GLUE_METADATA_KEY,
     CheckList,
     GluedNumber,
+    animation,
     check_choice,
     check_flag,
     check_param,
+    check_parameters,
     check_seed,
     fast_default,
+    glue_figure,
     glue_number,
+    glue_numbers,
+    glue_text,
+    markdown_table,
+    math_number,
+    phase_sentence,
+    show_markdown,
 )
 
 
@@ -111,12 +120,26 @@ def test_check_seed_and_choice() -> None:
         check_choice("LOSS", "l2", ("exp", "logistic"))
 
 
-def test_glued_number_bundle_has_text_and_exact_value() -> None:
+def test_glued_number_bundle_has_text_markdown_and_exact_value() -> None:
     # format_display_data is what myst_nb.glue calls on the glued object.
     data, meta = format_display_data(GluedNumber(0.1234567891, ".3g"))
-    assert data == {"text/plain": "0.123"}
+    assert data == {"text/plain": "0.123", "text/markdown": "0.123"}
     assert meta[GLUE_METADATA_KEY] == {"value": 0.1234567891, "fmt": ".3g"}
     assert str(GluedNumber(12.0, "g")) == "12"
+    # an exponent is typeset: {glue} pastes the Markdown form (MyST-NB prefers it)
+    data, _ = format_display_data(GluedNumber(1e-6, ".0e"))
+    assert data == {"text/plain": "1e-06", "text/markdown": "$10^{-6}$"}
+    data, _ = format_display_data(GluedNumber(-2.5e30, ".2g"))
+    assert data["text/markdown"] == "$-2.5\\times 10^{30}$"
+
+
+def test_math_number() -> None:
+    assert math_number(3.27e8, ".3g") == "$3.27\\times 10^{8}$"
+    assert math_number(-0.25, ".2f") == "−0.25"
+    assert math_number(12, "g") == "12"
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="must be finite"):
+            math_number(bad)
 
 
 def test_glue_number_validates(capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,19 +155,82 @@ def test_glue_number_validates(capsys: pytest.CaptureFixture[str]) -> None:
         glue_number("a-b", 1.0)
     with pytest.raises(ValueError, match="fmt must be a format spec"):
         glue_number("x", 1.0, "d")
+    glue_numbers({"a": 1.0, "b": (2.0, ".1f")})
+    with pytest.raises(ValueError, match="b must be a finite real number"):
+        glue_numbers({"b": (math.nan, ".1f")})
+    with pytest.raises(ValueError, match="values must be a mapping"):
+        glue_numbers([("a", 1.0)])  # type: ignore[arg-type]
 
 
-def test_checklist_passes_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+def test_glue_text_and_figure_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert glue_text("regime", "main") == "main"
+    for bad in ("", "  ", None):
+        with pytest.raises(ValueError, match="must be a non-empty string"):
+            glue_text("regime", bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"figure must be a reluflow\.plots\.Panels"):
+        glue_figure("fig_x", object())
+    from reluflow.viz.plots import Panels, panel, style
+
+    with style():
+        fig, ax = panel()
+        ax.set_title("(a) a panel")
+    assert isinstance(glue_figure("fig_x", Panels([fig], alt="A panel.")), Panels)
+    show_markdown("| a |\n|---|\n| 1 |")
+    with pytest.raises(ValueError, match="text must be a string"):
+        show_markdown(3)  # type: ignore[arg-type]
+    capsys.readouterr()
+
+
+def test_check_parameters_quotes_the_fields_and_narrows_them() -> None:
+    vals = check_parameters({"FAST": False, "SEED": 3, "KAPPA": 1e-6, "DELTA": 0.3, "P": 0.7,
+                             "M": 40.0, "T_MAX": 1e30, "N_SEEDS": 3},
+                            KAPPA=(1e-12, 1e-2), N_SEEDS=(2, 20, "int"))
+    assert vals == (False, 3, 1e-6, 0.3, 0.7, 40, 1e30, 3)
+    assert isinstance(vals[5], int)
+    cases = [
+        ({"SEED": -1}, {}, "SEED must be an integer >= 0, got -1"),
+        ({"SEED": 1.5}, {}, "SEED must be an integer >= 0, got 1.5"),
+        ({"M": 0}, {}, "M must be an integer >= 1, got 0"),
+        ({"P": 1.0}, {}, r"P must be a number in the open interval \(0, 1\), got 1.0"),
+        ({"DELTA": 1.6}, {}, r"DELTA must be a number in the open interval \(0, pi/2\)"),
+        ({"KAPPA": 0.5}, {"KAPPA": (1e-12, 1e-3)}, r"KAPPA must be a number in the interval "
+                                                   r"\[1e-12, 1e-3\], got 0.5"),
+        ({"M": 5001}, {"M": (2, 5000)}, r"M must be an integer in \[2, 5000\], got 5001"),
+        ({"N": 2.5}, {"N": (1, 4, "int")}, r"N must be an integer in \[1, 4\]"),
+        ({"X": 5.0}, {"X": (0.0, 1.0, "open")}, r"X must be a number in the open interval"),
+        ({"FAST": 1}, {}, r"FAST must be a boolean"),
+        ({"KAPPA": "1e-6"}, {}, r"KAPPA must be a finite number > 0, got the string"),
+        ({"T_MAX": math.inf}, {}, r"T_MAX must be a finite number > 0, got inf"),
+    ]
+    for values, ranges, message in cases:
+        with pytest.raises(ValueError, match=message):
+            check_parameters(values, **ranges)
+    with pytest.raises(ValueError, match="parameter N needs a range"):
+        check_parameters({"N": 3})
+    with pytest.raises(ValueError, match="ranges given for parameters that are not checked"):
+        check_parameters({"SEED": 0}, KAPPA=(0.0, 1.0))
+    with pytest.raises(ValueError, match=r"must be \(lo, hi\)"):
+        check_parameters({"N": 3}, N=(1, 2, "float"))
+    with pytest.raises(ValueError, match="must satisfy lo <= hi"):
+        check_parameters({"N": 3}, N=(4.0, 1.0))
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        check_parameters({})
+
+
+def test_checklist_passes_and_shows_one_admonition(capsys: pytest.CaptureFixture[str]) -> None:
     checks = CheckList()
-    assert checks.close("slope", 1.04, 1.0, rtol=0.05)
+    assert checks.close("slope", 1.04, 1.0, rtol=0.05, why="fit over four points")
     assert checks.close("offset", -1e-13, 0.0, atol=1e-12)
     assert checks.at_most("loss increase", 0.0, 1e-12)
     assert checks.at_least("margin", 0.2, 0.1)
     assert checks.that("monotone", True, "all steps")
+    text = checks.admonition()
+    assert text.startswith(":::{admonition} 5 of 5 checks passed\n:class: dropdown rf-checks")
+    assert "| slope | 1.04 | 1 ± 0.05 | fit over four points | ✓ |" in text
+    assert "$10^{-12}$" in text  # exponents as maths
     checks.finish(glue=False)
-    out = capsys.readouterr().out
-    assert out.count("PASS") == 5
-    assert "slope" in out and "tol 0.05" in out
+    assert checks.report().count("PASS") == 5
+    capsys.readouterr()
 
 
 def test_checklist_collects_every_failure(capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,9 +239,13 @@ def test_checklist_collects_every_failure(capsys: pytest.CaptureFixture[str]) ->
     assert checks.at_most("ok", 0.0, 1.0)
     assert not checks.at_least("margin", math.nan, 0.1)  # NaN never passes
     assert not checks.that("flag", False, "why")
+    assert "2 of 4 checks passed" not in checks.admonition()
+    assert checks.admonition().startswith(":::{admonition} 1 of 4 checks passed")
+    assert "not a number" in checks.admonition()  # a NaN is said in words
     with pytest.raises(AssertionError, match=r"3 of 4 checks failed:\n  slope: .*\n  margin"):
         checks.finish(glue=False)
-    assert "FAIL" in capsys.readouterr().out
+    assert "FAIL" in checks.report()
+    capsys.readouterr()
 
 
 def test_checklist_rejects_empty_and_bad_tolerances() -> None:
@@ -168,3 +258,38 @@ def test_checklist_rejects_empty_and_bad_tolerances() -> None:
         checks.close("x", 1.0, 1.0, rtol=-0.1)
     with pytest.raises(ValueError, match="check name must be a non-empty string"):
         checks.that("", True)
+    with pytest.raises(ValueError, match="why must be a string"):
+        checks.that("x", True, why=3)  # type: ignore[arg-type]
+
+
+def test_markdown_table() -> None:
+    assert markdown_table(["a", "b"], [[1, "x|y"]], "lr").splitlines() == [
+        "| a | b |", "|:---|---:|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError, match="every row must have 2 cells"):
+        markdown_table(["a", "b"], [[1]])
+    with pytest.raises(ValueError, match="align must be one of l, c, r"):
+        markdown_table(["a"], [[1]], "x")
+    with pytest.raises(ValueError, match="header must name at least one column"):
+        markdown_table([], [])
+
+
+def test_phase_sentence_says_what_did_not_happen() -> None:
+    class Report:
+        t_condensed, t_escape, t_reactivation = 5.0, 24.0, None
+        t_plateau, t_plateau_escape, t_phase4 = 30.0, None, None
+
+    text = phase_sentence(Report(), 40.0)
+    assert "Phase I ends at" in text and "= 30" in text
+    assert "the run ends at $t$ = 40 before the loss leaves it" in text
+    assert "not detected: followers are reactivated" in text
+    Report.t_condensed = Report.t_escape = Report.t_plateau = None
+    assert "no phase boundary is reached" in phase_sentence(Report(), 1.0)
+
+
+def test_animation_is_book_sized() -> None:
+    import reluflow as rf
+
+    data = rf.TwoPointData(0.3, 0.7)
+    traj = rf.gradient_flow(rf.init_network(8, 2, 1e-3, seed=0), data, 10.0)
+    html = animation(traj, data, frames=2).data
+    assert 'class="animation"' in html and "data:image/png;base64" in html

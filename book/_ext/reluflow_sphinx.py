@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Five small jobs:
+Seven small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.book.fast_default` (the environment
@@ -15,12 +15,21 @@ Five small jobs:
   the link is dropped and the book makes no third-party request (it reads offline, and
   the browser test can insist on that);
 * before any page is read (``builder-inited``), it runs ``book/_static/make_overview.py``
-  (if present under the source folder) to regenerate ``book/_static/overview.png``, the
+  (if present under the source folder) to regenerate ``book/_static/overview.html``, the
   introduction's overview figure, so every build path (``make book``, the browser test's
-  build, a manual ``jupyter-book build``) shows the figure of the current code;
+  build, a manual ``jupyter-book build``) shows the figure of the current code; the
+  ``panels-figure`` directive shows such a :class:`reluflow.viz.plots.Panels` snippet as
+  a numbered figure with a caption, like ``glue:figure`` does in a notebook;
 * Sphinx 7.4 lists an inline script added by an extension during the build twice
   (sphinx-thebe's, which then fails with "Identifier 'THEBE_JS_URL' has already been
-  declared" in the browser console); identical scripts are listed once per page.
+  declared" in the browser console); identical scripts are listed once per page;
+* MathJax is served by the book itself: when ``mathjax_path`` is a relative path under
+  ``_static`` (``_config.yml`` sets ``mathjax/tex-mml-chtml.js``), the MathJax 3.2.2
+  files of the ``django-static-mathjax`` package (a dependency of the book extra) are
+  copied there at the end of the build, so the HTML works with no network;
+* the repository URL is one setting, ``repository.url`` in ``_config.yml``: when it is
+  set, the page header gets the repository, issue and launch (Binder, Colab) buttons;
+  when it is empty, none of them (a button to a placeholder would lead nowhere).
 """
 
 from __future__ import annotations
@@ -28,11 +37,14 @@ from __future__ import annotations
 import importlib
 import re
 import runpy
+import shutil
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util.docutils import SphinxDirective
 
 from reluflow.book import fast_default
 
@@ -42,7 +54,22 @@ _CDN_FONT_AWESOME = re.compile(
     r'4\.4\.0/css/font-awesome\.min\.css">\s*'
 )
 
-__all__ = ["OVERVIEW_SCRIPT", "canonical_name", "drop_cdn_font_awesome", "setup"]
+__all__ = [
+    "MATHJAX_SKIP",
+    "OVERVIEW_SCRIPT",
+    "PanelsFigure",
+    "canonical_name",
+    "copy_mathjax",
+    "drop_cdn_font_awesome",
+    "mathjax_source",
+    "repository_buttons",
+    "setup",
+]
+
+#: MathJax bundles the book does not load (other inputs/outputs, node); not copied.
+MATHJAX_SKIP = ("mml-chtml.js", "mml-svg.js", "tex-chtml.js", "tex-chtml-full.js",
+                "tex-chtml-full-speech.js", "tex-mml-svg.js", "tex-svg.js", "tex-svg-full.js",
+                "node-main.js")
 
 #: The script drawing the introduction's overview figure, relative to the source folder.
 OVERVIEW_SCRIPT = Path("book", "_static", "make_overview.py")
@@ -126,19 +153,116 @@ def _dedupe_scripts(
 
 
 def _make_overview(app: Any) -> None:
-    """``builder-inited`` handler: run :data:`OVERVIEW_SCRIPT` to write ``overview.png``."""
+    """``builder-inited`` handler: run :data:`OVERVIEW_SCRIPT` to write ``overview.html``."""
     script = Path(app.srcdir) / OVERVIEW_SCRIPT
     if not script.is_file():
         return
     namespace = runpy.run_path(str(script))
-    namespace["make_overview"](script.with_name("overview.png"))
+    namespace["make_book_overview"](script.with_name("overview.html"))
+
+
+class PanelsFigure(SphinxDirective):
+    """``panels-figure``: a numbered figure made of a Panels HTML snippet and a caption.
+
+    The argument is the snippet's path relative to the document; the content is the
+    caption; ``:name:`` makes it a ``numref`` target, ``:alt:`` is not needed (the
+    snippet's images carry their own).
+    """
+
+    required_arguments = 1
+    has_content = True
+    option_spec: ClassVar[dict[str, Any]] = {"name": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        rel, path = self.env.relfn2path(self.arguments[0])
+        self.env.note_dependency(rel)
+        html = Path(path).read_text(encoding="utf-8")
+        if 'class="rf-panels"' not in html:
+            raise self.error(f"{self.arguments[0]} is not a reluflow Panels snippet")
+        figure = nodes.figure("", nodes.raw("", html, format="html"))
+        caption_nodes = self.parse_content_to_nodes() if self.content else []
+        if caption_nodes and isinstance(caption_nodes[0], nodes.paragraph):
+            first = caption_nodes[0]
+            figure += nodes.caption(first.rawsource, "", *first.children)
+            if caption_nodes[1:]:
+                figure += nodes.legend("", *caption_nodes[1:])
+        self.set_source_info(figure)
+        self.add_name(figure)
+        return [figure]
+
+
+def mathjax_source() -> Path:
+    """The ``es5`` folder of MathJax 3.2.2 in the ``django-static-mathjax`` package.
+
+    Raises
+    ------
+    RuntimeError
+        If the package is missing (install the book extra: ``pip install -e '.[book]'``).
+    """
+    try:
+        import mathjax
+    except ImportError:
+        raise RuntimeError(
+            "the book serves MathJax itself: install django-static-mathjax "
+            "(part of the book extra, pip install -e '.[book]')") from None
+    es5 = Path(next(iter(mathjax.__path__))) / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-mml-chtml.js").is_file():
+        raise RuntimeError(f"no MathJax tex-mml-chtml.js in {es5}")
+    return es5
+
+
+def copy_mathjax(static_dir: Path, mathjax_path: str) -> Path | None:
+    """Copy MathJax into ``static_dir`` when ``mathjax_path`` is a relative path there.
+
+    ``mathjax/tex-mml-chtml.js`` copies the MathJax ``es5`` tree (without the bundles of
+    :data:`MATHJAX_SKIP`) to ``static_dir/mathjax``; an absolute URL copies nothing.
+    Returns the folder written, or ``None``.
+    """
+    if "://" in mathjax_path or mathjax_path.startswith("/"):
+        return None
+    rel = Path(mathjax_path)
+    if rel.name != "tex-mml-chtml.js" or ".." in rel.parts:
+        raise RuntimeError(f"mathjax_path must be <folder>/tex-mml-chtml.js, got {mathjax_path!r}")
+    target = static_dir / rel.parent
+    shutil.copytree(mathjax_source(), target, dirs_exist_ok=True,
+                    ignore=lambda d, names: [n for n in names if n in MATHJAX_SKIP])
+    return target
+
+
+def _copy_mathjax(app: Any, exception: Exception | None) -> None:
+    """``build-finished`` handler: :func:`copy_mathjax` into the HTML build's ``_static``."""
+    if exception is None and getattr(app.builder, "format", "") == "html":
+        copy_mathjax(Path(app.outdir) / "_static", app.config.mathjax_path)
+
+
+def repository_buttons(theme_options: dict[str, Any]) -> dict[str, Any]:
+    """The theme options with the repository, issue and launch buttons set from the URL.
+
+    With a non-empty ``repository_url`` the repository and issue buttons are switched on
+    (the launch buttons of ``launch_buttons`` stay); without one all of them are off.
+    """
+    out = dict(theme_options)
+    url = str(out.get("repository_url") or "").strip()
+    out["use_repository_button"] = out["use_issues_button"] = bool(url)
+    if not url:
+        out.pop("repository_url", None)
+        out["launch_buttons"] = {}
+    return out
+
+
+def _set_buttons(app: Any, config: Any) -> None:
+    """``config-inited`` handler: apply :func:`repository_buttons` to the theme options."""
+    config.html_theme_options = repository_buttons(config.html_theme_options or {})
 
 
 def setup(app: Any) -> dict[str, Any]:
     """Register ``reluflow_fast`` (``rebuild="env"``) and the handlers above."""
     app.add_config_value("reluflow_fast", fast_default(), "env", types=[bool])
+    app.connect("config-inited", _set_buttons)
+    app.connect("build-finished", _copy_mathjax)
     app.connect("missing-reference", _resolve_reexport)
     app.connect("doctree-resolved", _drop_cdn_links)
     app.connect("html-page-context", _dedupe_scripts)
     app.connect("builder-inited", _make_overview)
+    app.add_directive("panels-figure", PanelsFigure)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

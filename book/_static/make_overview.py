@@ -1,9 +1,15 @@
 """Draw the book's overview figure: one run, all four phases, every named behaviour marked.
 
-Writes ``book/_static/overview.png`` (or the path given), which ``book/intro.md`` shows.
-The book build runs it before reading any page (a ``builder-inited`` hook in
-``reluflow._sphinxext``), so the PNG is always regenerated from the current code and is
-not versioned.  Usage::
+Two forms of the same run:
+
+* :func:`make_book_overview` writes ``book/_static/overview.html``, the introduction's
+  figure (:func:`reluflow.viz.plots.book_overview`: three panels with the behaviours
+  numbered, embedded as a :class:`reluflow.viz.plots.Panels` HTML snippet that the book's
+  ``panels-figure`` directive shows).  The book build runs it before reading any page (a
+  ``builder-inited`` hook in ``book/_ext/reluflow_sphinx.py``), so the figure is always
+  drawn by the current code and is not versioned;
+* :func:`make_overview` writes one PNG with the behaviours named in boxes
+  (:func:`reluflow.viz.plots.annotated_overview`), the README's picture.  Usage::
 
     .venv/bin/python book/_static/make_overview.py [OUT.png]
 
@@ -25,15 +31,16 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "overview.png"
+BOOK_OUT = HERE / "overview.html"
 
 DELTA, P, KAPPA, M, SEED = 0.3, 0.7, 1e-6, 100, 0
 T_MAX = 1e30
 
 
-def build_overview() -> tuple[Any, Any, Any, Any]:
-    """Run the flow and draw the figure: returns ``(traj, data, report, fig)``."""
+def _run() -> tuple[Any, Any, Any]:
+    """The run of both figures: ``(traj, data, report)``."""
     import reluflow as rf
-    from reluflow import phases, plots, theory
+    from reluflow import phases, theory
 
     data = rf.TwoPointData(DELTA, P)
     params = rf.init_network(M, 2, KAPPA, seed=SEED)
@@ -42,9 +49,29 @@ def build_overview() -> tuple[Any, Any, Any, Any]:
                             np.geomspace(horizon * 1.01, T_MAX, 300)])
     traj = rf.gradient_flow(params, data, T_MAX, times=times)
     traj.info.setdefault("kappa", KAPPA)
-    report = phases.detect_phases(traj, data)
-    fig = plots.annotated_overview(traj, data, report, seed=SEED)
-    return traj, data, report, fig
+    return traj, data, phases.detect_phases(traj, data)
+
+
+def build_overview() -> tuple[Any, Any, Any, Any]:
+    """Run the flow and draw the README figure: returns ``(traj, data, report, fig)``."""
+    from reluflow import plots
+
+    traj, data, report = _run()
+    return traj, data, report, plots.annotated_overview(traj, data, report, seed=SEED)
+
+
+def make_book_overview(out: str | Path = BOOK_OUT) -> dict[str, float]:
+    """Write the introduction's figure (HTML snippet) to ``out``; return the marked times."""
+    from reluflow import plots
+
+    path = Path(out)
+    traj, data, report = _run()
+    figure = plots.book_overview(traj, data, report, seed=SEED)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(figure._repr_html_(), encoding="utf-8")
+    tmp.replace(path)  # never leave a half-written figure behind
+    return plots.overview_annotations(report)
 
 
 def make_overview(out: str | Path = DEFAULT_OUT) -> dict[str, float]:

@@ -80,7 +80,12 @@ def assigned_names(code: str) -> dict[str, ast.expr]:
 
 
 def checked_names(code: str) -> set[str]:
-    """Names passed as the first (string) argument of a ``check_*(...)`` call."""
+    """Parameter names a cell validates.
+
+    The names given to ``check_parameters(dict(NAME=...))`` or
+    ``check_parameters({"NAME": ...})`` (``reluflow.book.check_parameters``), and the first
+    (string) argument of the single-parameter ``check_*("NAME", ...)`` helpers.
+    """
     names: set[str] = set()
     for node in ast.walk(ast.parse(code)):
         if not isinstance(node, ast.Call) or not node.args:
@@ -88,10 +93,34 @@ def checked_names(code: str) -> set[str]:
         func = node.func
         fname = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
         first = node.args[0]
-        if fname.startswith("check_") and isinstance(first, ast.Constant):
+        if fname == "check_parameters":
+            if isinstance(first, ast.Call) and getattr(first.func, "id", "") == "dict":
+                names.update(k.arg for k in first.keywords if k.arg)
+            elif isinstance(first, ast.Dict):
+                names.update(k.value for k in first.keys
+                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
+        elif fname.startswith("check_") and isinstance(first, ast.Constant):
             if isinstance(first.value, str):
                 names.add(first.value)
     return names
+
+
+#: Tags that keep a code cell's source off the page (removed or folded).
+HIDDEN_TAGS = frozenset({"remove-input", "remove-cell", "hide-input", "hide-cell"})
+
+
+def cell_tags(cell: dict[str, Any]) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def code_lines(cell: dict[str, Any]) -> int:
+    """Non-blank source lines of a code cell."""
+    return sum(1 for line in source(cell).splitlines() if line.strip())
+
+
+def visible_code_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
+    """Code cells whose source the rendered page shows (no hiding tag)."""
+    return [c for c in code_cells(nb) if not cell_tags(c) & HIDDEN_TAGS]
 
 
 def glue_references(nb: dict[str, Any]) -> set[str]:
@@ -157,6 +186,9 @@ class NotebookRun:
         return None
 
 
+#: What jupyter_client says when a kernel dies before it answers its first request.
+KERNEL_START_FAILED = "Kernel died before replying to kernel_info"
+
 #: Per-cell timeout of a papermill run, seconds: a guard against a hung kernel only.
 CELL_TIMEOUT = 600
 
@@ -177,6 +209,9 @@ def run_papermill(path: Path, output: Path, params: dict[str, Any]) -> NotebookR
     env = dict(os.environ)
     env.pop("RELUFLOW_FAST", None)  # the parameters decide, not the caller's shell
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode and KERNEL_START_FAILED in proc.stdout + proc.stderr:
+        # the kernel never started (no cell ran): a busy machine, not the notebook; once more
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     return NotebookRun(params, output, proc.returncode, proc.stdout + proc.stderr)
 
 

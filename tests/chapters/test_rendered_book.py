@@ -1,19 +1,27 @@
-"""Open every chapter of the built book in headless Chromium and check what a reader sees.
+"""Open every page of the built book in headless Chromium and read it as a reader would.
 
-For each page of the TOC (light and dark colour scheme) the test fails on
+For each page of the TOC, at desktop width (light and dark colour scheme) and at phone
+width, the test fails on
 
-* any console error or uncaught page error;
-* any request that leaves localhost.  The only exception is the MathJax script Sphinx
-  loads from its CDN, which is answered from the MathJax 3.2.2 files of the
-  ``django-static-mathjax`` package (the book stays standard for readers, the test
-  stays offline);
-* any ``<img>`` that did not load (``naturalWidth == 0``);
+* any console error or uncaught page error, any image that did not load, and any request
+  that leaves the machine (MathJax and every figure are served by the book itself);
 * an animation (matplotlib ``to_jshtml``) in the executed notebook whose rendered page has
-  no ``.animation`` element with a loaded frame, play controls and a frame slider that
-  moves when "next frame" is clicked;
+  no working player (a loaded frame, play controls, a slider that "next frame" moves);
 
-and saves full-page screenshots to ``_build/screenshots/<page>.png`` (and
-``<page>-dark.png``).
+and, reading the page (the *reader test*), on
+
+* raw Markdown on the page: pipe-table rows (``| a | b |``, ``|---|``) or a directive
+  option shown as text;
+* more visible code than the book allows per chapter (80 non-blank lines: code hidden in
+  folded cells or folded solutions does not count);
+* ``nan``, ``inf`` or "not measured" in the text, and references to internal files
+  (developers' notes, absolute paths, profiles);
+* an output, table or figure wider than the text column, or a page wider than a phone;
+* a book figure whose smallest text is shown below 9 pt (its image carries its width in
+  inches and its smallest font; the shown size is that font scaled by the displayed width);
+
+and saves screenshots to ``_build/screenshots/<page>.png``, ``<page>-dark.png`` and
+``<page>-phone.png``.
 
 Chromium is Debian's ``/usr/bin/chromium`` (``.ci/run`` installs it); ``playwright
 install`` is never used.  Without it the test is skipped, except when ``CI`` is set: then a
@@ -22,7 +30,6 @@ missing browser is a failure.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 from pathlib import Path
@@ -37,8 +44,24 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+MAX_VISIBLE_CODE = 80
+MIN_SHOWN_PT = 9.0
+
+#: Raw Markdown that should have been rendered.
+RAW_MARKDOWN = re.compile(r"^\s*\|.*\|\s*$|\|\s*:?-{3,}", re.MULTILINE)
+#: Words no reader should meet.
+BAD_WORDS = re.compile(r"\bnan\b|\binf\b|not measured", re.IGNORECASE)
+#: References to files outside the repository or to the developers' brief.
+INTERNAL = re.compile(r"notes\.md|project notes|THEORY\.md|s_notes|cProfile|/work/|/tmp/|"
+                      r"/home/|/root/|site-packages", re.IGNORECASE)
+#: A MyST directive option that ended up in the text.
+_LEAKED_OPTION = re.compile(
+    r"(?<![\w`]):(?:alt|width|height|scale|align|name|label|class|figwidth|figclass|"
+    r"nowrap|enumerated|tags):\s+\S+"
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -60,18 +83,8 @@ def _need_browser() -> Any:
     return sync_playwright
 
 
-def _mathjax_root() -> Path:
-    import mathjax  # django-static-mathjax (dev extra)
-
-    return (Path(next(iter(mathjax.__path__))) / "static" / "mathjax").resolve()
-
-
 def _page_has_animation(built_html: Path, entry: str) -> bool:
-    """Whether the executed notebook behind ``entry`` output a jshtml animation.
-
-    It is the build's ``jupyter_execute`` copy (a build that executed), or the staged
-    papermill run (``conftest.built_book_html``: ``<tmp>/src`` beside ``<tmp>/out``).
-    """
+    """Whether the executed notebook behind ``entry`` output a jshtml animation."""
     candidates = [
         built_html.parent / "jupyter_execute" / f"{entry}.ipynb",
         built_html.parents[2] / "src" / f"{entry}.ipynb",
@@ -88,41 +101,28 @@ def _page_has_animation(built_html: Path, entry: str) -> bool:
     return False
 
 
-#: A MyST directive option that ended up in the text (e.g. a multi-line ``:alt:`` ends the
-#: option block early and the following ``:width: 100%`` lands in the caption).
-_LEAKED_OPTION = re.compile(
-    r"(?<![\w`]):(?:alt|width|height|scale|align|name|label|class|figwidth|figclass|"
-    r"nowrap|enumerated|tags):\s+\S+"
-)
-
-_MATHJAX_DONE_JS = (
-    "async () => { if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; } }"
-)
-
-_IMAGES_JS = """
+_WAIT_JS = """
 async () => {
+  if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; }
   const imgs = Array.from(document.querySelectorAll('img'));
   for (const img of imgs) { img.loading = 'eager'; }
   await Promise.all(imgs.map(img => img.complete ? null :
     new Promise(r => { img.addEventListener('load', r); img.addEventListener('error', r); })));
-  return imgs.map(img => ({src: (img.currentSrc || img.src).slice(0, 120),
-                           ok: img.complete && img.naturalWidth > 0}));
+  return imgs.filter(img => !(img.complete && img.naturalWidth > 0))
+             .map(img => (img.currentSrc || img.src).slice(0, 80));
 }
 """
 
 _ANIMATIONS_JS = """
 () => Array.from(document.querySelectorAll('.animation')).map(a => {
   const img = a.querySelector('img');
-  const slider = a.querySelector('input[type=range]');
-  const buttons = Array.from(a.querySelectorAll('button'));
   const onclick = b => b.getAttribute('onclick') || '';
-  return {
-    frame_ok: !!img && img.complete && img.naturalWidth > 0,
-    has_play: buttons.some(b => /play_animation|reverse_animation/.test(onclick(b))),
-    has_next: buttons.some(b => /next_frame/.test(onclick(b))),
-    has_slider: !!slider,
-    visible: a.getBoundingClientRect().height > 0,
-  };
+  const buttons = Array.from(a.querySelectorAll('button'));
+  return {frame_ok: !!img && img.complete && img.naturalWidth > 0,
+          has_play: buttons.some(b => /play_animation|reverse_animation/.test(onclick(b))),
+          has_next: buttons.some(b => /next_frame/.test(onclick(b))),
+          has_slider: !!a.querySelector('input[type=range]'),
+          visible: a.getBoundingClientRect().height > 0};
 })
 """
 
@@ -137,22 +137,45 @@ _NEXT_FRAME_JS = """
 })
 """
 
+#: What a reader sees: visible code lines, too-wide elements, shown font sizes.  On a
+#: phone a table with many columns may scroll inside its own box (``phone`` = true); on a
+#: desktop nothing may.
+_READ_JS = """
+(phone) => {
+  const shown = el => el.getClientRects().length > 0
+                      && getComputedStyle(el).visibility !== 'hidden';
+  const article = document.querySelector('article');
+  const right = article.getBoundingClientRect().right + 1;
+  let code = 0;
+  for (const pre of document.querySelectorAll('div.cell_input pre')) {
+    if (shown(pre)) { code += pre.innerText.split('\\n').filter(l => l.trim()).length; }
+  }
+  const wide = [];
+  for (const el of document.querySelectorAll(
+      'div.cell_output, div.cell_output table, figure, .rf-panels, .animation')) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    const scrolls = el.scrollWidth > el.clientWidth + 2 && !(phone && el.tagName === 'TABLE');
+    if (r.right > right || scrolls) {
+      wide.push(el.tagName + '.' + (el.className || '') + ' ' + Math.round(r.width) + 'px');
+    }
+  }
+  const fonts = Array.from(document.querySelectorAll('img.rf-panel-img')).filter(shown).map(img =>
+    Number(img.dataset.minFontPt) * img.clientWidth / (96 * Number(img.dataset.widthIn)));
+  return {code, wide, fonts, text: article.innerText,
+          page_width: document.documentElement.scrollWidth, view: window.innerWidth};
+}
+"""
 
-def _router(mathjax_root: Path, external: list[str]) -> Any:
-    """Route handler: localhost passes, the MathJax CDN is served locally, rest is logged."""
+
+def _router(external: list[str]) -> Any:
+    """Route handler: localhost and data URLs pass, anything else is logged and refused."""
 
     def route(r: Any, _request: Any) -> None:
         url = r.request.url
         if urlparse(url).hostname == "127.0.0.1" or url.startswith("data:"):
             r.continue_()
             return
-        if url.startswith(MATHJAX_CDN):
-            local = (mathjax_root / urlparse(url).path.removeprefix("/npm/mathjax@3/")).resolve()
-            if mathjax_root in local.parents and local.is_file():
-                ctype = mimetypes.guess_type(local.name)[0] or "text/plain"
-                r.fulfill(path=str(local), content_type=ctype)
-                return
-            url += " (no local MathJax file)"
         external.append(url)
         r.abort()
 
@@ -163,84 +186,100 @@ def _page_name(entry: str) -> str:
     return entry.split("/")[-1]
 
 
-def test_every_chapter_renders(book_server: str, built_book_html: Path) -> None:
+def _open(context: Any, url: str, where: str, problems: list[str]) -> tuple[Any, list[str]]:
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m, c=console: c.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e, c=console: c.append(f"page error: {e}"))
+    response = page.goto(url, wait_until="load")
+    if response is None or response.status != 200:
+        problems.append(f"{where}: HTTP {response and response.status}")
+    for src in page.evaluate(_WAIT_JS):
+        problems.append(f"{where}: image did not load: {src}")
+    page.wait_for_load_state("networkidle")
+    return page, console
+
+
+def _check_animations(page: Any, where: str, expected: bool, problems: list[str]) -> None:
+    anims = page.evaluate(_ANIMATIONS_JS)
+    if expected and not anims:
+        problems.append(f"{where}: the notebook made an animation; none shown")
+    for i, a in enumerate(anims):
+        bad = [k for k, ok in a.items() if not ok]
+        if bad:
+            problems.append(f"{where}: animation {i} lacks {bad}")
+    for i, (before, after, top) in enumerate(page.evaluate(_NEXT_FRAME_JS) if anims else []):
+        if top > 0 and after != (before + 1) % (top + 1):
+            problems.append(f"{where}: animation {i} 'next frame' moved {before} -> {after}")
+    if anims:
+        page.reload(wait_until="load")  # screenshot the initial frame
+        page.evaluate(_WAIT_JS)
+
+
+#: Pages that are reference text, not results: docstrings say when a function returns
+#: ``nan``, and the engine's docstrings are rewritten by the engine's own stream.
+REFERENCE_PAGES = ("api", "references")
+
+
+def _read(page: Any, where: str, name: str, phone: bool, problems: list[str]) -> None:
+    """The reader test of one page (see the module docstring)."""
+    seen = page.evaluate(_READ_JS, phone)
+    text = seen["text"]
+    chapter = name not in ("intro", "notation", *REFERENCE_PAGES)
+    patterns = [(RAW_MARKDOWN, "raw Markdown table")]
+    if name not in REFERENCE_PAGES:  # docstrings hold code examples and say "nan" by design
+        patterns += [(BAD_WORDS, "a word"), (INTERNAL, "internal reference"),
+                     (_LEAKED_OPTION, "directive option shown as text")]
+    for pattern, what in patterns:
+        for found in pattern.finditer(text):
+            problems.append(f"{where}: {what}: {found.group(0).strip()[:60]!r}")
+    if chapter and seen["code"] > MAX_VISIBLE_CODE:
+        problems.append(f"{where}: {seen['code']} lines of visible code (> {MAX_VISIBLE_CODE})")
+    problems.extend(f"{where}: wider than the text column: {w}" for w in seen["wide"])
+    if seen["page_width"] > seen["view"] + 1:
+        problems.append(f"{where}: the page is {seen['page_width']} px wide on a "
+                        f"{seen['view']} px screen")
+    problems.extend(f"{where}: figure text shown at {pt:.1f} pt (< {MIN_SHOWN_PT})"
+                    for pt in seen["fonts"] if pt < MIN_SHOWN_PT)
+
+
+def _visit(context: Any, base: str, entry: str, mode: str, html: Path,
+           problems: list[str]) -> None:
+    where = f"{entry} [{mode}]"
+    page, console = _open(context, f"{base}/{entry}.html", where, problems)
+    if mode == "dark" and page.evaluate("document.documentElement.dataset.theme") != "dark":
+        problems.append(f"{where}: the theme is not dark")
+    if mode == "light":
+        _check_animations(page, where, _page_has_animation(html, entry), problems)
+    if not page.query_selector("main h1, article h1"):
+        problems.append(f"{where}: no page title (h1) rendered")
+    if mode != "dark":
+        _read(page, where, _page_name(entry), mode == "phone", problems)
+    suffix = {"light": "", "dark": "-dark", "phone": "-phone"}[mode]
+    page.screenshot(path=str(SCREENSHOTS / f"{_page_name(entry)}{suffix}.png"), full_page=True)
+    problems.extend(f"{where}: console error: {m}" for m in console)
+    page.close()
+
+
+def test_every_page_reads_well(book_server: str, built_book_html: Path) -> None:
     sync_playwright = _need_browser()
-    mathjax_root = _mathjax_root()
-    assert (mathjax_root / "es5" / "tex-mml-chtml.js").is_file()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    entries = toc_entries()
-
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
         try:
-            for scheme in ("light", "dark"):
-                context = browser.new_context(
-                    viewport={"width": 1280, "height": 900}, color_scheme=scheme
-                )
+            for mode, viewport, scheme in (("light", DESKTOP, "light"), ("dark", DESKTOP, "dark"),
+                                           ("phone", PHONE, "light")):
+                context = browser.new_context(viewport=viewport, color_scheme=scheme)
                 external: list[str] = []
-                context.route("**/*", _router(mathjax_root, external))
-                for entry in entries:
-                    name = _page_name(entry)
-                    where = f"{entry} [{scheme}]"
-                    page = context.new_page()
-                    console: list[str] = []
-                    page.on(
-                        "console",
-                        lambda m, c=console: c.append(m.text) if m.type == "error" else None,
-                    )
-                    page.on("pageerror", lambda e, c=console: c.append(f"page error: {e}"))
-                    response = page.goto(f"{book_server}/{entry}.html", wait_until="load")
-                    if response is None or response.status != 200:
-                        problems.append(f"{where}: HTTP {response and response.status}")
-                        page.close()
-                        continue
-                    # let MathJax finish typesetting before looking and taking the picture
-                    page.evaluate(_MATHJAX_DONE_JS)
-                    page.wait_for_load_state("networkidle")
-                    if scheme == "dark":
-                        theme = page.evaluate("document.documentElement.dataset.theme")
-                        if theme != "dark":
-                            problems.append(f"{where}: theme is {theme!r}, expected dark")
-
-                    for img in page.evaluate(_IMAGES_JS):
-                        if not img["ok"]:
-                            problems.append(f"{where}: image did not load: {img['src']}")
-
-                    anims = page.evaluate(_ANIMATIONS_JS)
-                    if _page_has_animation(built_book_html, entry) and not anims:
-                        problems.append(f"{where}: the notebook made an animation; none shown")
-                    for i, a in enumerate(anims):
-                        bad = [k for k, ok in a.items() if not ok]
-                        if bad:
-                            problems.append(f"{where}: animation {i} lacks {bad}")
-                    if anims and scheme == "light":
-                        for i, (before, after, top) in enumerate(page.evaluate(_NEXT_FRAME_JS)):
-                            if top > 0 and after != (before + 1) % (top + 1):
-                                problems.append(
-                                    f"{where}: animation {i} 'next frame' moved the slider "
-                                    f"{before} -> {after}"
-                                )
-                        page.reload(wait_until="load")  # screenshot the initial frame
-                        page.evaluate(_MATHJAX_DONE_JS)
-
-                    if not page.query_selector("main h1, article h1"):
-                        problems.append(f"{where}: no page title (h1) rendered")
-                    if scheme == "light":
-                        text = page.inner_text("article")
-                        for leak in _LEAKED_OPTION.findall(text):
-                            problems.append(f"{where}: directive option shown as text: {leak!r}")
-                    suffix = "" if scheme == "light" else "-dark"
-                    page.screenshot(path=str(SCREENSHOTS / f"{name}{suffix}.png"), full_page=True)
-                    problems.extend(f"{where}: console error: {m}" for m in console)
-                    page.close()
+                context.route("**/*", _router(external))
+                for entry in toc_entries():
+                    _visit(context, book_server, entry, mode, built_book_html, problems)
                 context.close()
-                problems.extend(f"[{scheme}] request left localhost: {u}" for u in external)
+                problems.extend(f"[{mode}] request left the machine: {u}" for u in external)
         finally:
             browser.close()
-
     assert not problems, "\n".join(problems)
 
 

@@ -1,8 +1,10 @@
-"""The introduction's overview figure: ``book/_static/make_overview.py``.
+"""The overview figures of ``book/_static/make_overview.py``.
 
-Runs the script into a temporary folder and checks that it writes a PNG, and that every
-arrow of the figure sits at the time :func:`reluflow.analysis.phases.detect_phases` computes for
-the script's run (recomputed here independently of the figure code).
+Runs the script into a temporary folder and checks that it writes the README's PNG and
+the introduction's Panels snippet (the one the book's ``panels-figure`` directive shows),
+and that every arrow of the README figure sits at the time
+:func:`reluflow.analysis.phases.detect_phases` computes for the script's run (recomputed
+here independently of the figure code).
 """
 
 from __future__ import annotations
@@ -61,3 +63,14 @@ def test_arrows_sit_at_the_detected_phase_times() -> None:
     for key, t in expected.items():
         assert arrows[key].xy[0] == pytest.approx(t, rel=1e-12), key
     assert report.times() == fresh.times()
+
+
+def test_book_overview_is_a_panels_snippet(tmp_path: Path) -> None:
+    out = tmp_path / "overview.html"
+    marks = _namespace()["make_book_overview"](out)
+    html = out.read_text(encoding="utf-8")
+    assert html.startswith('<div class="rf-panels">')
+    assert html.count('class="rf-panel-img"') == 3
+    assert 'data-min-font-pt="11"' in html
+    assert set(marks) == set(plots.ANNOTATION_LABELS)
+    assert not list(tmp_path.glob("*.tmp"))

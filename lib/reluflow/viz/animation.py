@@ -247,6 +247,7 @@ def animation_html(
     default_mode: str = "once",
     embed_limit_mb: float = 30.0,
     t_window: tuple[float, float] | None = None,
+    figsize: tuple[float, float] = (5.6, 5.6),
 ) -> str:
     """Self-contained HTML/JavaScript of :func:`direction_animation`.
 
@@ -270,7 +271,8 @@ def animation_html(
     lim = v.positive_finite("embed_limit_mb", embed_limit_mb)
     fp = v.int_at_least("fps", fps, 1)
     anim = direction_animation(traj, data, frames=frames, fps=fp, max_neurons=max_neurons,
-                               seed=seed, radius=radius, dpi=dpi, t_window=t_window)
+                               seed=seed, radius=radius, dpi=dpi, t_window=t_window,
+                               figsize=figsize)
     writer = _PalettePNGWriter(fps=fp, default_mode=default_mode, embed_limit_mb=lim)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "animation.html")

@@ -15,7 +15,7 @@ phases, initial condensation, saddle-to-plateau dynamics, plateau escape, deacti
 reactivation, increasing complexity.  Every *quantitative* statement below (rates, times,
 levels, boundaries, the margin :math:`\sin\Delta/4`) is **this book's derivation** for the
 two-point setting and is checked numerically, in the chapter that states it and over a grid
-of parameters in ``benchmarks/validate_theory.py`` (results in ``benchmarks/THEORY.md``).
+of parameters by the repository's ``benchmarks/validate_theory.py``.
 
 Conventions.  Data :math:`x_+ = e_1` (label +1, weight :math:`p`) and
 :math:`x_- = \cos\Delta\,e_1 + \sin\Delta\,e_2` (label -1, weight :math:`1-p`),

@@ -89,7 +89,7 @@ def fate(data: TwoPointData, params: Params) -> NDArray[np.str_]:
     :math:`a_k^2 - \lVert b_k\rVert^2`.  Measured deviation: in the main regime the negative
     boundary :math:`\varphi_\mu` is shifted downward by a band of width :math:`O(\kappa)`
     (neurons that have not left the both-region before :math:`\mu(t)` starts rotating
-    are rescued); see ``benchmarks/THEORY.md``.
+    are rescued); the Phase-I chapter excludes that band from its fate check.
 
     Parameters
     ----------

@@ -186,7 +186,7 @@ def saddle_escape_time(
               \log\frac{\text{drop}\cdot L(0)}{\lVert\mu\rVert\,S},\qquad S = \sum_k c_k^2/4 .
 
     Given ``params`` the sum is exact for that initialization.  Given ``kappa`` and ``m``
-    (``d = 2``, :math:`b_k = \kappa g_k`, :math:`a_k = \pm\lVert b_k\rVert`) its expectation
+    (``d = 2``, :math:`b_k = \kappa u_k`, :math:`a_k = \pm\lVert b_k\rVert`) its expectation
     is :math:`S = m\kappa^2 H/4` with :math:`H = \frac1{2\pi}\int h(\varphi)^2 d\varphi`
     over the condensing angles (:math:`h` = :math:`c` of a unit neuron), i.e.
 

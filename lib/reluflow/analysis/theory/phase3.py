@@ -35,8 +35,8 @@ def reactivation_threshold(data: TwoPointData) -> float:
     r"""Value of :math:`f(x_+)` at which sliding negative neurons reactivate (at :math:`f(x_-)=0`).
 
     A negative neuron held on :math:`b^\top x_+ = 0` keeps sliding while the field on the
-    both-side, :math:`-|a|(r_+ x_+ + r_- x_-)`, points into the boundary, i.e. while
-    :math:`r_+ > |r_-|\cos\Delta`:
+    side active on both points, :math:`|a|(L_- x_- - L_+ x_+)`, points into the boundary,
+    i.e. while :math:`L_+ > L_-\cos\Delta` (loss terms :math:`L_\pm = w_\pm e^{\mp f(x_\pm)}`):
 
     .. math:: p\,e^{-f(x_+)} < (1-p)\,e^{f(x_-)}\cos\Delta \iff \text{reactivation}
 
@@ -122,13 +122,13 @@ def plateau_escape_slope(
     * ``"leading"``: :math:`s_0` of :func:`leading_slope`.
     * ``"corrected"`` (this book's correction, 1-5 % above :math:`s_0`): during the
       plateau the positive group slides on :math:`x_-^\perp`, so
-      :math:`\dot f_+ = 2\sin\Delta\, r_+ f_+` with :math:`r_+ = p e^{-f_+}`, i.e.
+      :math:`\dot f_+ = 2\sin\Delta\, L_+ f_+` with :math:`L_+ = p e^{-f_+}`, i.e.
       :math:`\mathrm{Ei}(f_+) = \mathrm{Ei}(g_0) + 2p\sin\Delta\,\tau` (:math:`\tau` = time
       since reactivation, where :math:`f_+ = g_0` = :func:`reactivation_threshold`), and
-      :math:`r_+` decays only like :math:`1/(\tau\log\tau)`.  The reactivated negative group
-      grows at :math:`\lVert\mu(t)\rVert \approx (1-p) - r_+\cos\Delta`, so it loses exactly
-      :math:`\cos\Delta\int r_+\,d\tau = \tfrac12\cot\Delta\,\log(f_+/g_0)` of
-      log-amplitude (:math:`r_+ d\tau = df_+/(2\sin\Delta f_+)`), which costs
+      :math:`L_+` decays only like :math:`1/(\tau\log\tau)`.  The reactivated negative group
+      grows at :math:`\lVert\mu(t)\rVert \approx (1-p) - L_+\cos\Delta`, so it loses exactly
+      :math:`\cos\Delta\int L_+\,d\tau = \tfrac12\cot\Delta\,\log(f_+/g_0)` of
+      log-amplitude (:math:`L_+ d\tau = df_+/(2\sin\Delta f_+)`), which costs
       :math:`\cot\Delta\,\log(f_+/g_0)/(2(1-p))` of time.  With the plateau length
       :math:`\tau \approx (s_0 - 1/\lVert\mu\rVert)\,\ell`:
 

@@ -78,35 +78,35 @@ def phase4_slow_manifold(data: TwoPointData, phi: ArrayLike) -> dict[str, Array]
     Late in training (main regime) the positive group sits on :math:`x_-^\perp` (active on
     :math:`x_+` only) with mass :math:`W_+ = \sum_{a_k>0}\lVert b_k\rVert^2`, and the
     negative group has condensed on one angle :math:`\varphi\in[\Delta, \pi/2]` (active on
-    both points; :math:`\psi = \varphi - \Delta`) with mass :math:`W_-`.  Balanced neurons give
+    both points; :math:`\chi = \varphi - \Delta`) with mass :math:`W_-`.  Balanced neurons give
 
-    .. math:: f(x_+) = W_+\sin\Delta - W_-\cos\varphi, \qquad f(x_-) = -W_-\cos\psi,
+    .. math:: f(x_+) = W_+\sin\Delta - W_-\cos\varphi, \qquad f(x_-) = -W_-\cos\chi,
               \qquad \lVert\theta\rVert^2 = 2(W_+ + W_-).
 
     Both margins grow like :math:`\log t` while their difference stays O(1), so to leading
     order they are equal, which fixes the mass ratio and the normalized margin:
 
-    .. math:: R = \frac{W_+}{W_-} = \frac{\cos\psi + \cos\varphi}{\sin\Delta}, \qquad
-              \gamma(\varphi) = \frac{\sin\Delta\cos\psi}
-              {2(\sin\Delta + \cos\psi + \cos\varphi)} \le \frac{\sin\Delta}{4},
+    .. math:: R = \frac{W_+}{W_-} = \frac{\cos\chi + \cos\varphi}{\sin\Delta}, \qquad
+              \gamma(\varphi) = \frac{\sin\Delta\cos\chi}
+              {2(\sin\Delta + \cos\chi + \cos\varphi)} \le \frac{\sin\Delta}{4},
 
     with equality only at :math:`\varphi = \pi/2` (:math:`x_+^\perp`).  With the loss
-    terms :math:`\rho_\pm = w_\pm e^{\mp f(x_\pm)}` the flow gives
-    :math:`\frac{d}{dt}\log W_+ = 2\rho_+\sin\Delta`,
-    :math:`\frac{d}{dt}\log W_- = 2(\rho_-\cos\psi - \rho_+\cos\varphi)` and
-    :math:`\dot\varphi = \rho_+\sin\varphi - \rho_-\sin\psi`; staying on the manifold
+    terms :math:`L_\pm = w_\pm e^{\mp f(x_\pm)}` the flow gives
+    :math:`\frac{d}{dt}\log W_+ = 2L_+\sin\Delta`,
+    :math:`\frac{d}{dt}\log W_- = 2(L_-\cos\chi - L_+\cos\varphi)` and
+    :math:`\dot\varphi = L_+\sin\varphi - L_-\sin\chi`; staying on the manifold
     (:math:`\frac{d}{dt}\log R = R'(\varphi)\dot\varphi/R`) fixes
-    :math:`x = \rho_+/\rho_-`:
+    :math:`\xi = L_+/L_-`:
 
-    .. math:: x = \frac{2\cos\psi\,C + S\sin\psi}{2(\sin\Delta + \cos\varphi)\,C + S\sin\varphi},
-              \qquad S = \sin\psi + \sin\varphi,\ C = \cos\psi + \cos\varphi,
+    .. math:: \xi = \frac{2\cos\chi\,C + S\sin\chi}{2(\sin\Delta + \cos\varphi)\,C + S\sin\varphi},
+              \qquad S = \sin\chi + \sin\varphi,\ C = \cos\chi + \cos\varphi,
 
-    hence, with the loss :math:`L = \rho_+ + \rho_-` and the *loss clock*
+    hence, with the loss :math:`L = L_+ + L_-` and the *loss clock*
     :math:`\tau = \int L\,dt`,
 
-    .. math:: \frac{d\varphi}{d\tau} = \frac{x\sin\varphi - \sin\psi}{1 + x} > 0,
-              \qquad \frac{d\varphi}{d\log\log t} = \frac{x\sin\varphi - \sin\psi}
-              {4\gamma(\varphi)(1 + x)}
+    .. math:: \frac{d\varphi}{d\tau} = \frac{\xi\sin\varphi - \sin\chi}{1 + \xi} > 0,
+              \qquad \frac{d\varphi}{d\log\log t} = \frac{\xi\sin\varphi - \sin\chi}
+              {4\gamma(\varphi)(1 + \xi)}
 
     (the second with :math:`L \simeq 1/(4\gamma t\log t)`, :func:`phase4_loss`).
 
@@ -123,7 +123,7 @@ def phase4_slow_manifold(data: TwoPointData, phi: ArrayLike) -> dict[str, Array]
         ``mass_fraction`` :math:`W_+/(W_+ + W_-) = R/(1+R)`; ``margin`` :math:`\gamma`;
         ``n_eff`` :math:`\exp(-\sum_g q_g\log q_g)` over the two group mass fractions
         (the index of :func:`reluflow.analysis.phases.effective_directions`); ``loss_ratio``
-        :math:`x`; ``rate_loss_clock`` :math:`d\varphi/d\tau`; ``rate_loglog``
+        :math:`\xi`; ``rate_loss_clock`` :math:`d\varphi/d\tau`; ``rate_loglog``
         :math:`d\varphi/d\log\log t`.
     """
     d = two_point(data)

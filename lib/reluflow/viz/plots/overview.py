@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from reluflow.engine.data import Dataset, TwoPointData
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz.plots.base import as_time, check_data, check_traj
+from reluflow.viz.plots.panels import Panels, panel
 from reluflow.viz.plots.polar import direction_time_map, polar_directions
-from reluflow.viz.plots.style import PALETTE, new_figure, style
+from reluflow.viz.plots.style import PALETTE, new_figure, style, styled
 from reluflow.viz.plots.timeline import (
     loss_panel,
     outputs_panel,
@@ -28,9 +29,11 @@ from reluflow.viz.plots.timeline import (
 __all__ = [
     "ANNOTATION_LABELS",
     "annotated_overview",
+    "book_overview",
     "overview_annotations",
     "overview_caption",
     "overview_figure",
+    "overview_panels",
 ]
 
 
@@ -49,6 +52,7 @@ def _describe(traj: Trajectory, data: Dataset) -> str:
     return ", ".join(parts)
 
 
+@styled
 def overview_figure(
     traj: Trajectory,
     data: Dataset | None = None,
@@ -159,7 +163,7 @@ def overview_annotations(report: Any) -> dict[str, float]:
 def _annotate(ax: Axes, key: str, t: float, y: float, y_text: float) -> None:
     ax.annotate(
         ANNOTATION_LABELS[key], xy=(t, y), xytext=(t, y_text),
-        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=8,
+        textcoords=("data", "axes fraction"), ha="center", va="center", fontsize=11,
         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#888888", "lw": 0.6},
         arrowprops={"arrowstyle": "->", "color": "#333333", "lw": 0.9},
         gid=f"overview:{key}", zorder=6,
@@ -203,7 +207,6 @@ def annotated_overview(
     -------
     Figure
     """
-    from reluflow.analysis.measure import effective_directions
 
     traj = check_traj(traj)
     data = check_data(traj, data)
@@ -239,17 +242,11 @@ def annotated_overview(
                            phase_times=report)
         axb.set_title("(b) neuron directions over the whole run", loc="left")
         axc = fig.add_subplot(gs[1, 1])
-        mask = time_axis(axc, traj)
-        idx = np.flatnonzero(mask)
-        neff = np.array([effective_directions(traj, int(j)) for j in idx])
-        axc.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
-        axc.set_yscale("log")
+        y4 = _neff_panel(axc, traj, report, marks.get("complexity"))
         axc.set_ylabel(r"effective number of directions $N_\mathrm{eff}$ (log scale)")
-        shade_phases(axc, report, t_end=t_end, markers=False)
         axc.set_title("(c) simplifying, then complicating", loc="left")
         if "complexity" in marks:
             t4 = marks["complexity"]
-            y4 = float(np.interp(math.log(t4), np.log(traj.t[idx]), neff))
             _annotate(axc, "complexity", t4, y4, 0.75)
         fig.suptitle(_describe(traj, data), fontsize=12)
     return fig
@@ -271,3 +268,105 @@ def overview_caption(traj: Trajectory, data: Dataset | None = None) -> str:
         "(d) Directions at the final time (radius $\\log_{10}$ of the in-plane norm), with "
         "the reference rays $x_+$, $x_-$, $\\mu$, $x_-^\\perp$, $x_+^\\perp$."
     )
+
+
+def _neff_panel(ax: Axes, traj: Trajectory, report: Any, t4: float | None) -> float:
+    """The effective number of directions against log time, phases shaded; its value at
+    ``t4`` (``nan`` without it)."""
+    from reluflow.analysis.measure import effective_directions
+
+    idx = np.flatnonzero(time_axis(ax, traj))
+    neff = np.array([effective_directions(traj, int(j)) for j in idx])
+    ax.plot(traj.t[idx], neff, color=PALETTE["loss"], lw=1.8)
+    ax.set_yscale("log")
+    shade_phases(ax, report, t_end=float(traj.t[-1]), markers=False)
+    if t4 is None:
+        return math.nan
+    return float(np.interp(math.log(t4), np.log(traj.t[idx]), neff))
+
+
+def _numbered(ax: Axes, number: int, key: str, t: float, y: float) -> None:
+    """A numbered marker (``gid`` ``overview:<key>``) pointing at ``(t, y)``."""
+    ax.annotate(str(number), xy=(t, y), xytext=(0, 16), textcoords="offset points",
+                ha="center", va="bottom", fontsize=11, fontweight="bold", gid=f"overview:{key}",
+                bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": "#333333", "lw": 0.8},
+                arrowprops={"arrowstyle": "-", "color": "#333333", "lw": 0.9}, zorder=6)
+
+
+@styled
+def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = None, *,
+                  max_neurons: int = 150, seed: int = 0) -> Panels:
+    r"""The introduction's overview as a book figure: three panels, behaviours numbered.
+
+    (a) The loss against linear time over Phases I-III, phases shaded, with a numbered
+    marker at each behaviour of :func:`overview_annotations` except the last (1
+    condensation, 2 saddle escape, 3 reactivation, 4 deactivation, 5 plateau, 6 plateau
+    escape, in time order); (b) each neuron's in-plane angle against :math:`\log t`;
+    (c) the effective number of directions against :math:`\log t`, with marker 7 at the
+    start of Phase IV (increasing complexity).  Each marker is an annotation with ``gid``
+    ``"overview:<key>"`` whose ``xy`` is ``(time, value)``.
+    """
+
+    traj = check_traj(traj)
+    data = check_data(traj, data)
+    marks = overview_annotations(report)
+    t_end = float(traj.t[-1])
+    lin_end = min(1.25 * marks.get("plateau_escape", marks.get("deactivation", t_end / 1.25)),
+                  t_end)
+    fa, ax = panel(3.4)
+    sel = traj.t <= lin_end
+    ax.plot(traj.t[sel], traj.loss[sel], color=PALETTE["loss"], lw=2.0, label="loss $L$")
+    if isinstance(data, TwoPointData):
+        ax.axhline(1.0 - data.p, color=PALETTE["reference"], ls=":", lw=1.2, label="$1-p$")
+    ax.set_xlim(0.0, lin_end)
+    ax.set_ylim(0.0, 1.25)
+    shade_phases(ax, report, t_end=t_end, markers=False)
+    order = [k for k in ANNOTATION_LABELS if k != "complexity"]
+    for key, t in marks.items():
+        if key != "complexity" and t <= lin_end:
+            _numbered(ax, order.index(key) + 1, key, t, float(np.interp(t, traj.t, traj.loss)))
+    ax.set_xlabel("time $t$ (linear)")
+    ax.set_ylabel("loss $L$")
+    ax.set_title("(a) Phases I-III", loc="left")
+    ax.legend(loc="lower left")
+    fb, bx = panel(3.4)
+    direction_time_map(bx, traj, data, max_neurons=max_neurons, seed=seed, phase_times=report)
+    bx.set_title("(b) neuron directions", loc="left")
+    fc, cx = panel(3.4)
+    y4 = _neff_panel(cx, traj, report, marks.get("complexity"))
+    cx.set_ylabel(r"$N_\mathrm{eff}$ (log scale)")
+    if "complexity" in marks:
+        _numbered(cx, 7, "complexity", marks["complexity"], y4)
+    cx.set_title("(c) simplifying, then complicating", loc="left")
+    return Panels([fa, fb, fc], alt="One exact run through the four phases: the loss with the "
+                                    "named behaviours numbered, every neuron's direction over "
+                                    "the whole run, and the effective number of directions.")
+
+
+@styled
+def overview_panels(traj: Trajectory, data: Dataset | None = None, report: Any = None, *,
+                    max_neurons: int = 150, seed: int = 0) -> Panels:
+    r"""The four-phase overview of one run as a book figure (four panels).
+
+    Panel a: the loss against :math:`\log t`, phases shaded and the plateau level marked;
+    b: the outputs on the points; c: each neuron's in-plane angle against :math:`\log t`;
+    d: the directions at the final time (polar).
+    """
+    traj = check_traj(traj)
+    data = check_data(traj, data)
+    phase_intervals(report)  # validate before drawing anything
+    fa, ax = panel(3.4)
+    loss_panel(ax, traj, report)
+    ax.set_title("(a) loss", loc="left")
+    fb, bx = panel(3.4)
+    outputs_panel(bx, traj, report)
+    bx.set_title("(b) outputs", loc="left")
+    fc, cx = panel(3.4)
+    direction_time_map(cx, traj, data, max_neurons=max_neurons, seed=seed, phase_times=report)
+    cx.set_title("(c) directions", loc="left")
+    fd, dx = panel(4.4, polar=True)
+    polar_directions(dx, traj, -1, data, max_neurons=max_neurons, seed=seed)
+    dx.set_title(f"(d) directions at t = {traj.t[-1]:.3g}", pad=14)
+    return Panels([fa, fb, fc, fd], alt="The four phases of one run: the loss and the outputs "
+                                        "against log time, every neuron's direction, and the "
+                                        "directions at the end.")

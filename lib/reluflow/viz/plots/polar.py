@@ -70,7 +70,7 @@ def draw_reference_rays(ax: PolarAxes, data: Dataset, r0: float, r_max: float) -
         placed.append(lab_th)
         ax.text(lab_th, r_text, REFERENCE_LABELS[name], color=cols[name], ha="center",
                 va="center",
-                fontsize=10, clip_on=False, zorder=5,
+                fontsize=11, clip_on=False, zorder=5,
                 bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
@@ -196,8 +196,8 @@ def polar_directions(
     pax.set_ylim(lo, hi)
     if references:
         draw_reference_rays(pax, data, lo, hi)
-    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=8, color="#666666")
-    pax.tick_params(axis="y", labelsize=7.5, colors="#555555")
+    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=11, color="#666666")
+    pax.tick_params(axis="y", labelsize=11, colors="#555555")
     pax.set_rlabel_position(202.5)
     pax.grid(True, color="#dddddd", lw=0.6)
     rlabel = {
@@ -205,7 +205,7 @@ def polar_directions(
         "linear": r"radius: $\|Pb_k\|$",
         "unit": "radius: none (directions only)",
     }[mode]
-    pax.set_xlabel(f"angle from $x_+$ (degrees); {rlabel}", fontsize=8.5, labelpad=6)
+    pax.set_xlabel(f"angle from $x_+$ (degrees)\n{rlabel}", fontsize=11, labelpad=6)
     if legend:
         handles = [
             Line2D([], [], ls="", marker="o", ms=5.5, color=PALETTE["positive"], label="$a_k>0$"),
@@ -213,8 +213,8 @@ def polar_directions(
             Line2D([], [], ls="", marker="o", ms=5.5, mfc="none", color="#555555",
                    label="dead (inactive on both)"),
         ]
-        pax.legend(handles=handles, loc="upper left", bbox_to_anchor=(-0.22, 1.12),
-                   fontsize=7.5, frameon=True)
+        pax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
+                   fontsize=11, frameon=False)
     return pax
 
 
@@ -261,8 +261,7 @@ def direction_time_map(
             ly = y if not placed or y - placed[-1] >= 12 else placed[-1] + 12
             placed.append(ly)
             ax.text(1.01, ly, REFERENCE_LABELS[name], transform=trans, color=cols[name],
-                    va="center",
-                    ha="left", fontsize=9, clip_on=False)
+                    va="center", ha="left", fontsize=11, clip_on=False)
     shade_phases(ax, phase_times, t_end=float(traj.t[-1]), markers=False)
     lo = min(-180.0, float(np.min(deg)) if deg.size else -180.0)
     hi = max(180.0, float(np.max(deg)) if deg.size else 180.0)
@@ -273,7 +272,7 @@ def direction_time_map(
         Line2D([], [], color=PALETTE["positive"], label="$a_k>0$"),
         Line2D([], [], color=PALETTE["negative"], label="$a_k<0$"),
         Line2D([], [], color="#888888", lw=0.5, alpha=0.5, label="dead at the end"),
-    ], loc="lower left", fontsize=7.5)
+    ], loc="lower left", fontsize=11)
     return ax
 
 
@@ -306,6 +305,7 @@ def fate_map(
     *,
     references: bool = True,
     title: str | None = None,
+    legend: bool = True,
 ) -> Axes:
     r"""Initial directions coloured by fate, on a polar axis.
 
@@ -314,8 +314,9 @@ def fate_map(
     :math:`a_k < 0` on the inner ring (radius 0.7, triangles).  The colour is the label:
     ``labels`` (one string per recorded neuron, e.g. a predicted or simulated fate) or,
     by default, the observed final state from :func:`final_state_labels`; labels
-    containing ``"dead"`` are grey (:data:`~reluflow.viz.plots.style.DEAD_COLOR`), the others take
-    :data:`~reluflow.viz.plots.style.FATE_COLORS` in sorted order.
+    that are Phase-I fates take their colour in :data:`~reluflow.viz.plots.style.FATE_COLORS`,
+    labels containing ``"dead"`` are grey, and other labels (observed final states) take the
+    sliding colour when they contain ``"sliding"`` and the reference grey otherwise.
     """
     traj = check_traj(traj)
     pax = _check_polar(ax)
@@ -330,9 +331,9 @@ def fate_map(
     ang0, _ = plane_coords(traj.B[0], data)
     sgn = neuron_signs(traj, 0)
     cats = sorted(set(labs.tolist()), key=lambda c: ("dead" in c, c))
-    live = [c for c in cats if "dead" not in c]
-    colors = {c: FATE_COLORS[i % len(FATE_COLORS)] for i, c in enumerate(live)}
-    colors.update({c: DEAD_COLOR for c in cats if "dead" in c})
+    colors = {c: FATE_COLORS.get(c, DEAD_COLOR if "dead" in c else
+                                 PALETTE["sliding"] if "sliding" in c else PALETTE["reference"])
+              for c in cats}
     for c in cats:
         for s, rad, mk in ((1, 1.0, "o"), (-1, 0.7, "^")):
             sel = (labs == c) & (sgn == s)
@@ -345,9 +346,9 @@ def fate_map(
         draw_reference_rays(pax, data, 0.0, 1.2)
     pax.set_yticks([0.7, 1.0])
     pax.set_yticklabels([])
-    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=8, color="#666666")
+    pax.set_thetagrids(np.arange(0, 360, 45), fontsize=11, color="#666666")
     pax.grid(True, color="#dddddd", lw=0.6)
-    pax.set_xlabel("initial angle from $x_+$ (degrees)", fontsize=8.5)
+    pax.set_xlabel("initial angle from $x_+$ (degrees)", fontsize=11)
     handles = [Line2D([], [], ls="", marker="s", ms=7, color=colors[c], label=c) for c in cats]
     handles += [
         Line2D([], [], ls="", marker="o", ms=5, mfc="white", color="#333333",
@@ -355,7 +356,9 @@ def fate_map(
         Line2D([], [], ls="", marker="^", ms=5, mfc="white", color="#333333",
                label="$a_k<0$ (inner)"),
     ]
-    pax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=8)
+    if legend:
+        pax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                   fontsize=11, frameon=False)
     if title is not None:
         pax.set_title(title)
     return pax

@@ -174,11 +174,10 @@ def shade_phases(
         if labels:
             mid = math.sqrt(a * b) if log else 0.5 * (a + b)
             width = _frac(b) - _frac(a)
-            # narrow bands get a smaller numeral; none if too narrow or too close to the last
-            if width >= 0.02 and _frac(mid) - last_label >= 0.045:
+            # no numeral on a band too narrow for it or too close to the last one
+            if width >= 0.035 and _frac(mid) - last_label >= 0.06:
                 ax.text(mid, 0.975, ph, transform=trans, ha="center", va="top",
-                        fontsize=9 if width >= 0.035 else 7, fontweight="bold",
-                        color="#444444", zorder=1)
+                        fontsize=11, fontweight="bold", color="#444444", zorder=1)
                 last_label = _frac(mid)
     if markers:
         for key, t in mk.items():
@@ -219,7 +218,7 @@ def loss_panel(
         Phase shading, see :func:`phase_intervals`.
     plateau : bool
         For two-point data, a dotted line at the plateau level :math:`1-p`
-        (this book's derivation, notes.md section 3).
+        (this book's derivation, Phase II).
     legend : bool
         Draw a legend.
     """
@@ -328,7 +327,7 @@ def margin_panel(
 
     Meaningful when all neurons are recorded.  With ``target=True`` and two-point data,
     a dotted line marks :math:`\sin\Delta / 4`, the margin of the two-direction solution
-    (this book's derivation, notes.md section 3).  ``ymin`` sets the lower y limit
+    (this book's derivation, Phase II).  ``ymin`` sets the lower y limit
     (the early margins are very negative and can squash the late approach).
     """
     traj = check_traj(traj)
