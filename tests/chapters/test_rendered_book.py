@@ -182,6 +182,10 @@ def _router(external: list[str]) -> Any:
     return route
 
 
+#: Longest wait for one page to load and settle (milliseconds).
+PAGE_TIMEOUT_MS = 180_000
+
+
 def _page_name(entry: str) -> str:
     return entry.split("/")[-1]
 
@@ -272,6 +276,9 @@ def test_every_page_reads_well(book_server: str, built_book_html: Path) -> None:
             for mode, viewport, scheme in (("light", DESKTOP, "light"), ("dark", DESKTOP, "dark"),
                                            ("phone", PHONE, "light")):
                 context = browser.new_context(viewport=viewport, color_scheme=scheme)
+                # a hang guard, not a speed limit: the API page typesets for a while on a
+                # busy machine (30 s, Playwright's default, was exceeded at load 7)
+                context.set_default_timeout(PAGE_TIMEOUT_MS)
                 external: list[str] = []
                 context.route("**/*", _router(external))
                 for entry in toc_entries():
