@@ -94,8 +94,6 @@ def _axis(name: str, values: Any) -> tuple[float, ...]:
         raise ValueError(f"{name} must be a non-empty sequence of values, each "
                          f"{f.describe()}, got {values!r}")
     vals = tuple(float(f.check_explore(x)) for x in values)
-    if name == "delta" and max(vals) >= 0.5 * math.pi:
-        raise ValueError(f"delta must lie in (0, pi/2) for the explorers, got {max(vals)}")
     c = np.log10(vals) if f.log else np.asarray(vals)
     steps = np.diff(c)
     if np.any(steps <= 0):
@@ -113,7 +111,8 @@ class ExplorerGrid:
 
     Each axis is sorted and evenly spaced (in :math:`\log_{10}\kappa` for ``kappa``), so a
     slider with one step moves along it; every value lies in the explorers' range of its
-    field (:data:`reluflow.runs.config.FIELDS`), with :math:`\Delta < \pi/2`.  All runs
+    field (:data:`reluflow.runs.config.FIELDS`; for :math:`\Delta` it lies below
+    :math:`\pi/2`, as the ``"explore"`` recording grid needs).  All runs
     share ``m``, ``seed`` and ``t_max`` (balanced, exponential loss, ``d = 2``).
     """
 
@@ -324,7 +323,7 @@ def _setting(rec: Mapping[str, Any], cfg: RunConfig) -> list[Reading]:
         Reading("plateau escape t_plateau_escape", rec["t_plateau_escape"], None),
         Reading("start of Phase IV t_phase4", rec["t_phase4"], None),
         Reading("plateau loss", rec["plateau_loss"], plateau_level(d)),
-        Reading("margin at t_max (limit)", rec["normalized_margin"], final_margin(d)),
+        Reading("normalized margin γ(t_max); limit", rec["normalized_margin"], final_margin(d)),
     ]
 
 
@@ -350,7 +349,7 @@ def _phase2(rec: Mapping[str, Any], cfg: RunConfig) -> list[Reading]:
         Reading("regime", rec["regime_measured"], rec["regime"]),
         Reading("saddle escape t_escape (this draw)", rec["t_escape"],
                 rec["t_escape_pred_params"]),
-        Reading("saddle escape t_escape (any draw)", rec["t_escape"],
+        Reading("saddle escape t_escape (mean draw)", rec["t_escape"],
                 _predict(saddle_escape_time, d, cfg.kappa, m=cfg.m)),
         Reading("plateau entry t_plateau", rec["t_plateau"], None),
         Reading("plateau loss", rec["plateau_loss"], plateau_level(d)),
@@ -366,11 +365,11 @@ def _phase3(rec: Mapping[str, Any], cfg: RunConfig, slope: float | None) -> list
     return [
         Reading("regime", rec["regime_measured"], rec["regime"]),
         Reading("release t_reactivation", rec["t_reactivation"], None),
-        Reading("p e^-f(x+) / ((1-p) e^f(x-) cos Δ) at the release", rec["release_ratio"],
+        Reading("p·e^(−f(x+)) / ((1−p)·e^f(x−)·cos Δ) at release", rec["release_ratio"],
                 1.0 if main else None),
         Reading("plateau length", length, None),
         Reading("plateau escape t_plateau_escape", rec["t_plateau_escape"], None),
-        Reading("slope of t_plateau_escape in log(1/kappa)", slope,
+        Reading("slope of t_plateau_escape in log(1/κ)", slope,
                 _predict(plateau_escape_slope, d, "corrected", kappa=cfg.kappa)),
     ]
 
@@ -380,9 +379,9 @@ def _phase4(rec: Mapping[str, Any], cfg: RunConfig) -> list[Reading]:
     return [
         Reading("regime", rec["regime_measured"], rec["regime"]),
         Reading("start of Phase IV t_phase4", rec["t_phase4"], None),
-        Reading("margin at t_max (limit)", rec["normalized_margin"], final_margin(d)),
-        Reading("loss exponent alpha", rec["phase4_exponent"], 1.0),
-        Reading("4 gamma t log(t) L at t_max", rec["phase4_constant"], 1.0),
+        Reading("normalized margin γ(t_max); limit", rec["normalized_margin"], final_margin(d)),
+        Reading("loss exponent α (L ∝ (t log t)^−α)", rec["phase4_exponent"], 1.0),
+        Reading("4γ·t·log(t)·L at t_max", rec["phase4_constant"], 1.0),
     ]
 
 

@@ -94,12 +94,15 @@ def vegalite_version() -> str:
     RuntimeError
         If the installed ``vl-convert-python`` does not carry that Vega-Lite version.
     """
+    from importlib.metadata import version
+
     import vl_convert as vlc
 
     alt = _alt()
     mm = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     if mm not in vlc.get_vegalite_versions():
-        raise RuntimeError(f"vl-convert-python {vlc.__version__} has no Vega-Lite {mm} "
+        raise RuntimeError(f"vl-convert-python {version('vl-convert-python')} has no "
+                           f"Vega-Lite {mm} "
                            f"(Altair {alt.__version__}'s schema); install matching versions")
     return mm
 
@@ -111,7 +114,9 @@ def bundle() -> str:
     """
     import vl_convert as vlc
 
-    text: str = vlc.javascript_bundle(vl_version=vegalite_version())
+    # The stub marks ``snippet`` as required; without one the library returns the standard
+    # bundle (an empty snippet would give an empty file).
+    text: str = vlc.javascript_bundle(vl_version=vegalite_version())  # type: ignore[call-arg]
     return text
 
 
@@ -297,18 +302,20 @@ def _phase_rows(rec: Mapping[str, Any], lo: float) -> dict[str, list[Any]]:
 
 def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     alt = _alt()
-    curves, shades, lines, refs = [], [], [], []
-    lo = 1e-2
+    curves: list[dict[str, Any]] = []
+    shades, lines, refs = [], [], []
+    lo, pmin = 1e-2, 1.0
     for rec in records:
         t = np.asarray(rec["t"], dtype=float)
         idx = _log_idx(t, lo)
         key = _point(rec)
-        curves.append({**key, "t": _series(rec, "t", idx), "L": _series(rec, "L", idx)})
+        loss = _series(rec, "L", idx)
+        pmin = min([pmin, *(x for x in loss if x is not None and x > 0)])
+        curves.append({**key, "t": _series(rec, "t", idx), "L": loss})
         shades.append({**key, **_phase_rows(rec, lo)})
         lines.append({**key, **_neuron_lines(rec, log_from=lo, n_neurons=30)})
         refs.append({**key, **_references(rec)})
     sel = ctx.test()
-    pmin = min(min(x for x in c["L"] if x is not None and x > 0) for c in curves)
     y_loss = alt.Y("L:Q", title="loss L", scale=alt.Scale(
         type="log", domain=[10 ** math.floor(math.log10(pmin)), 2.0]))
     x = _time_x("time t (log scale)", [lo, float(ctx.grid.t_max)], log=True)
