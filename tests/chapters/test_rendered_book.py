@@ -294,3 +294,113 @@ def test_screenshot_names_are_unique() -> None:
     names = [_page_name(e) for e in toc_entries()]
     assert len(names) == len(set(names)), f"two TOC pages would share a screenshot: {names}"
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in names), names
+
+
+# ----------------------------------------------------------------- static explorers
+#: The chapters that must show a static explorer (reluflow.viz.explorers), by page name.
+EXPLORER_PAGES = ("setting", "phase1_condensation", "phase2_saddle_to_plateau",
+                  "phase3_plateau_escape", "phase4_convergence")
+
+_EXPLORER_STATE_JS = """
+el => {
+  const chart = el.querySelector('.reluflow-explorer-chart svg');
+  const slider = el.querySelector('input[type=range]');
+  const label = slider ? slider.closest('label') : null;
+  const readout = chart ? chart.querySelector('.readout_group') : null;
+  let figure = '';
+  if (chart) {
+    const copy = chart.cloneNode(true);
+    const r = copy.querySelector('.readout_group');
+    if (r) { r.remove(); }
+    figure = copy.innerHTML;
+  }
+  return {
+    drawn: !!chart,
+    value: slider ? slider.value : null,
+    min: slider ? slider.min : null,
+    max: slider ? slider.max : null,
+    step: slider ? slider.step : null,
+    label: label ? label.innerText.trim() : '',
+    readout: readout ? readout.textContent : '',
+    figure: figure,
+  };
+}
+"""
+
+
+def _explorer_state(page: Any, selector: str) -> dict[str, Any]:
+    state: dict[str, Any] = page.eval_on_selector(selector, _EXPLORER_STATE_JS)
+    return state
+
+
+def _move_first_slider(page: Any, selector: str, problems: list[str], where: str,
+                       shots: tuple[Path, Path]) -> None:
+    """Move the explorer's first slider one step with the keyboard; check what changed."""
+    page.wait_for_selector(f"{selector} .readout_group text", timeout=30_000)
+    before = _explorer_state(page, selector)
+    page.locator(selector).screenshot(path=str(shots[0]))
+    slider = page.locator(f"{selector} input[type=range]").first
+    slider.focus()
+    at_max = float(before["value"]) >= float(before["max"]) - 1e-9
+    page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "([s, r]) => document.querySelector(s + ' .readout_group').textContent !== r",
+            arg=[selector, before["readout"]], timeout=10_000)
+    except PlaywrightTimeout:
+        pass  # reported below: the readout did not change
+    after = _explorer_state(page, selector)
+    page.locator(selector).screenshot(path=str(shots[1]))
+    step = float(before["step"]) * (-1 if at_max else 1)
+    if abs(float(after["value"]) - float(before["value"]) - step) > 1e-6 * (1 + abs(step)):
+        problems.append(f"{where}: the arrow key moved the slider {before['value']} -> "
+                        f"{after['value']} (step {before['step']})")
+    if after["value"] not in after["label"] or before["label"] == after["label"]:
+        problems.append(f"{where}: slider label {before['label']!r} -> {after['label']!r} "
+                        "does not show the new value")
+    if after["figure"] == before["figure"]:
+        problems.append(f"{where}: the figure did not change when the slider moved")
+    if after["readout"] == before["readout"]:
+        problems.append(f"{where}: the readout did not change when the slider moved")
+
+
+def test_explorers_move_with_the_keyboard(book_server: str) -> None:
+    """Each chapter's explorer: keyboard slider, figure and readout change, offline."""
+    sync_playwright = _need_browser()
+    mathjax_root = _mathjax_root()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    pages = [e for e in toc_entries() if _page_name(e) in EXPLORER_PAGES]
+    assert {_page_name(e) for e in pages} == set(EXPLORER_PAGES)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            external: list[str] = []
+            context.route("**/*", _router(mathjax_root, external))
+            for entry in pages:
+                name = _page_name(entry)
+                page = context.new_page()
+                errors: list[str] = []
+                page.on("console",
+                        lambda m, c=errors: c.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e, c=errors: c.append(f"page error: {e}"))
+                page.goto(f"{book_server}/{entry}.html", wait_until="load")
+                ids = page.eval_on_selector_all(".reluflow-explorer", "els => els.map(e => e.id)")
+                if not ids:
+                    problems.append(f"{entry}: no static explorer (.reluflow-explorer)")
+                for i, ident in enumerate(ids):
+                    tag = "" if i == 0 else f"-{i}"
+                    shots = (SCREENSHOTS / f"{name}-explorer{tag}-before.png",
+                             SCREENSHOTS / f"{name}-explorer{tag}-after.png")
+                    _move_first_slider(page, f"#{ident}", problems, f"{entry} #{ident}", shots)
+                problems.extend(f"{entry}: console error: {m}" for m in errors)
+                page.close()
+            context.close()
+            problems.extend(f"request left localhost: {u}" for u in external)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)

@@ -26,8 +26,13 @@ START = {"delta": 0.3, "p": 0.7, "kappa": 1e-6}
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return ex.grid_records(GRID, tmp_path_factory.mktemp("viz_cache"), fast=True, workers=1)
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("viz_cache")
+
+
+@pytest.fixture(scope="module")
+def records(root: Path) -> list[dict[str, Any]]:
+    return ex.grid_records(GRID, root, fast=True, workers=1)
 
 
 def _spec_of(html: str) -> dict[str, Any]:
@@ -155,3 +160,11 @@ def test_bundle_is_the_library_for_altairs_schema(tmp_path: Path) -> None:
     assert not re.search(r"\bimport\s*\(|\bfetch\(\s*[\"']https?:", text[:2000])
     with pytest.raises(ValueError, match="directory must be an existing folder"):
         vx.write_bundle(tmp_path / "nope")
+
+
+def test_chapter_explorer_uses_the_cached_book_grid(
+        records: list[dict[str, Any]], root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ex, "book_grid", lambda fast: GRID)
+    monkeypatch.setattr(ex, "simulate", lambda *a, **k: pytest.fail("must read the cache"))
+    e = vx.chapter_explorer("phase4", delta=0.5, p=0.8, kappa=1e-4, fast=True, cache=root)
+    assert e.spec == vx.explorer("phase4", records, GRID, delta=0.5, p=0.8, kappa=1e-4).spec

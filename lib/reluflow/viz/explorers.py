@@ -40,6 +40,7 @@ __all__ = [
     "BUNDLE_NAME",
     "Explorer",
     "bundle",
+    "chapter_explorer",
     "explorer",
     "vegalite_version",
     "write_bundle",
@@ -196,6 +197,20 @@ class _Ctx:
     grid: ExplorerGrid
     start: dict[str, float]
     fixed: dict[str, float] = field(default_factory=dict)
+    datasets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def data(self, rows: list[dict[str, Any]]) -> Any:
+        """A reference to ``rows`` as a named dataset (the values go to ``datasets``).
+
+        Altair copies a chart's inline data each time charts are combined; with named
+        data it copies only the name, and the values appear once in the specification.
+        """
+        for name, known in self.datasets.items():
+            if known is rows:
+                return _alt().NamedData(name=name)
+        name = f"d{len(self.datasets)}"
+        self.datasets[name] = rows
+        return _alt().NamedData(name=name)
 
     def sliders(self) -> tuple[str, ...]:
         return CHAPTERS[self.chapter]
@@ -238,18 +253,19 @@ def _params(ctx: _Ctx) -> list[Any]:
 def _readout(ctx: _Ctx, rows: list[dict[str, Any]]) -> Any:
     """The readout table: quantity, measured value, this book's prediction."""
     alt = _alt()
-    base = (alt.Chart(alt.Data(values=rows))
+    base = (alt.Chart(ctx.data(rows))
             .transform_filter(ctx.test())
             .transform_flatten(["q", "meas", "pred"])
             .transform_window(row="row_number()"))
     y = alt.Y("row:O", axis=None)
     cols = [("q", 0, "left", "quantity"), ("meas", 470, "right", "measured"),
             ("pred", 650, "right", "this book's prediction")]
+    heads = {fld: [{"h": head}] for fld, _, _, head in cols}
     layers = []
-    for fld, x, align, head in cols:
+    for fld, x, align, _ in cols:
         layers.append(base.mark_text(align=align, fontSize=12, color="#222222")
                       .encode(x=alt.value(x), y=y, text=f"{fld}:N"))
-        layers.append(alt.Chart(alt.Data(values=[{"h": head}]))
+        layers.append(alt.Chart(ctx.data(heads[fld]))
                       .mark_text(align=align, fontSize=12, fontWeight="bold", dy=-14, y=0)
                       .encode(x=alt.value(x), text="h:N"))
     return alt.layer(*layers).properties(
@@ -257,10 +273,10 @@ def _readout(ctx: _Ctx, rows: list[dict[str, Any]]) -> Any:
         title="Readout at the selected grid point", view=alt.ViewBackground(stroke=None))
 
 
-def _ref_rules(rows: list[dict[str, Any]], test: str, y: str, color: str,
+def _ref_rules(ctx: _Ctx, rows: list[dict[str, Any]], test: str, y: str, color: str,
                dash: Sequence[int] = (6, 3)) -> Any:
     alt = _alt()
-    return (alt.Chart(alt.Data(values=rows)).transform_filter(test)
+    return (alt.Chart(ctx.data(rows)).transform_filter(test)
             .mark_rule(color=color, strokeDash=list(dash), strokeWidth=1.5)
             .encode(y=alt.Y(f"{y}:Q")))
 
@@ -273,6 +289,7 @@ def _assemble(ctx: _Ctx, panels: Sequence[Any], rows: list[dict[str, Any]]) -> d
         *_params(ctx))
     spec: dict[str, Any] = chart.to_dict()
     spec["config"] = {**spec.get("config", {}), **_CONFIG}
+    spec["datasets"] = dict(ctx.datasets)
     return spec
 
 
@@ -319,13 +336,13 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     y_loss = alt.Y("L:Q", title="loss L", scale=alt.Scale(
         type="log", domain=[10 ** math.floor(math.log10(pmin)), 2.0]))
     x = _time_x("time t (log scale)", [lo, float(ctx.grid.t_max)], log=True)
-    shade = (alt.Chart(alt.Data(values=shades)).transform_filter(sel)
+    shade = (alt.Chart(ctx.data(shades)).transform_filter(sel)
              .transform_flatten(["ph", "t0", "t1"])
              .mark_rect(opacity=0.9)
              .encode(x=alt.X("t0:Q", scale=alt.Scale(type="log", domain=[lo, ctx.grid.t_max])),
                      x2="t1:Q", color=alt.Color("ph:N", title="phase", scale=alt.Scale(
                          domain=list(PHASES), range=[PHASE_COLORS[p] for p in PHASES]))))
-    loss = (alt.Chart(alt.Data(values=curves)).transform_filter(sel)
+    loss = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "L"]).transform_filter("datum.L > 0")
             .mark_line(color=PALETTE["loss"], strokeWidth=2).encode(x=x, y=y_loss))
     panel_a = alt.layer(shade, loss).properties(
@@ -370,15 +387,15 @@ def _angle_panel(ctx: _Ctx, lines: list[dict[str, Any]], refs: list[dict[str, An
     sign = alt.Color("s:N", title="neuron", scale=alt.Scale(
         domain=["positive a_k", "negative a_k"],
         range=[PALETTE["positive"], PALETTE["negative"]]))
-    neurons = (alt.Chart(alt.Data(values=lines)).transform_filter(sel)
+    neurons = (alt.Chart(ctx.data(lines)).transform_filter(sel)
                .transform_flatten(["t", "a", "k", "s"])
                .mark_line(strokeWidth=1, opacity=0.7)
                .encode(x=x, y=alt.Y("a:Q", title="direction in the data plane (deg)",
                                     scale=alt.Scale(domain=[-180, 180]),
                                     axis=alt.Axis(values=list(range(-180, 181, 45)))),
                        detail="k:N", color=sign))
-    mu_rule = _ref_rules(refs, sel, "mu", PALETTE["mu"])
-    perp = [_ref_rules(refs, sel, k, PALETTE["reference"], (2, 3)) for k in ("xm_perp",
+    mu_rule = _ref_rules(ctx, refs, sel, "mu", PALETTE["mu"])
+    perp = [_ref_rules(ctx, refs, sel, k, PALETTE["reference"], (2, 3)) for k in ("xm_perp",
                                                                             "xp_perp")]
     return alt.layer(neurons, mu_rule, *perp).properties(
         width=_W, height=_H, title=f"{title} (green: μ; grey dotted: x−⊥, x+⊥)")
@@ -404,12 +421,12 @@ def _phase1(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         labelExpr="datum.value == 1 ? 'positive a_k' : 'negative a_k'"))
     xq = alt.X("lo:Q", title="initial direction (deg)", scale=alt.Scale(domain=[-180, 180]),
                axis=alt.Axis(values=list(range(-180, 181, 45))))
-    band = (alt.Chart(alt.Data(values=bounds)).transform_filter(sel)
+    band = (alt.Chart(ctx.data(bounds)).transform_filter(sel)
             .transform_flatten(["g", "lo", "hi"])
             .transform_calculate(y="datum.g - 0.45", y2="datum.g + 0.45")
             .mark_rect(opacity=0.25, color=PALETTE["theory"])
             .encode(x=xq, x2="hi:Q", y=yq, y2="y2:Q"))
-    pts = (alt.Chart(alt.Data(values=fates)).transform_filter(sel)
+    pts = (alt.Chart(ctx.data(fates)).transform_filter(sel)
            .transform_flatten(["g", "phi0", "fate", "ok", "j"])
            .transform_calculate(y="datum.g + datum.j")
            .mark_point(filled=True, size=40, opacity=0.85)
@@ -459,10 +476,10 @@ def _phase2(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                       "level": 1.0 - float(rec["p"]) if rec["regime"] == "main" else None})
     sel = ctx.test()
     x = _time_x("time t", [0.0, t_hi], log=False)
-    loss = (alt.Chart(alt.Data(values=curves)).transform_filter(sel)
+    loss = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "L"]).mark_line(color=PALETTE["loss"], strokeWidth=2)
             .encode(x=x, y=alt.Y("L:Q", title="loss L", scale=alt.Scale(domain=[0, 1.05]))))
-    mk = alt.Chart(alt.Data(values=marks)).transform_filter(sel)
+    mk = alt.Chart(ctx.data(marks)).transform_filter(sel)
     esc = mk.mark_rule(color=PALETTE["loss"], strokeWidth=1.5).encode(x="esc:Q")
     pred = mk.mark_rule(color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2).encode(
         x="esc_pred:Q")
@@ -470,7 +487,7 @@ def _phase2(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         y="level:Q")
     panel_a = alt.layer(loss, esc, pred, level).properties(
         width=_W, height=_H, title="(a) loss; escape measured (black), predicted (pink)")
-    outs = (alt.Chart(alt.Data(values=curves)).transform_filter(sel)
+    outs = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "fp", "fm"])
             .transform_fold(["fp", "fm"], as_=["point", "f"])
             .transform_calculate(point="datum.point == 'fp' ? 'f(x+)' : 'f(x−)'")
@@ -501,7 +518,7 @@ def _phase3(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         fits.append({"delta": d, "p": p, **line})
     sel = ctx.test(("p", "delta"))
     x = _time_x("time t (log scale)", [1.0, t_hi], log=True)
-    loss = (alt.Chart(alt.Data(values=curves)).transform_filter(sel)
+    loss = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "L"]).transform_filter("datum.L > 0")
             .mark_line(strokeWidth=2)
             .encode(x=x, y=alt.Y("L:Q", title="loss L", scale=alt.Scale(type="log")),
@@ -510,7 +527,7 @@ def _phase3(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                                           for k in ctx.grid.kappa])))
     panel_a = loss.properties(width=_W, height=_H, title="(a) loss for every κ")
     ells = [math.log(1.0 / k) for k in ctx.grid.kappa]
-    pts = (alt.Chart(alt.Data(values=points)).transform_filter(sel)
+    pts = (alt.Chart(ctx.data(points)).transform_filter(sel)
            .transform_flatten(["ell", "when", "what"]).transform_filter("datum.when != null")
            .mark_point(filled=True, size=70)
            .encode(x=alt.X("ell:Q", title="log(1/κ)", scale=alt.Scale(
@@ -519,7 +536,7 @@ def _phase3(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                    color=alt.Color("what:N", title=None, scale=alt.Scale(
                        domain=["plateau escape", "release"],
                        range=[PALETTE["loss"], PALETTE["negative"]]))))
-    fit = (alt.Chart(alt.Data(values=fits or [{"delta": -1.0, "p": -1.0}]))
+    fit = (alt.Chart(ctx.data(fits or [{"delta": -1.0, "p": -1.0}]))
            .transform_filter(sel)
            .mark_rule(color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2)
            .encode(x="x0:Q", x2="x1:Q", y="y0:Q", y2="y1:Q"))
@@ -577,21 +594,21 @@ def _phase4(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     color = alt.Color("delta:O", title="Δ", scale=alt.Scale(scheme="viridis"))
     width = alt.condition(here, alt.value(3.0), alt.value(1.0))
     opacity = alt.condition(here, alt.value(1.0), alt.value(0.35))
-    marg = (alt.Chart(alt.Data(values=curves)).transform_filter(on_p)
+    marg = (alt.Chart(ctx.data(curves)).transform_filter(on_p)
             .transform_flatten(["t", "g"]).transform_filter("datum.g > 0")
             .mark_line().encode(x=x, y=alt.Y("g:Q", title="normalized margin γ(t)"),
                                 color=color, strokeWidth=width, opacity=opacity,
                                 detail="delta:O"))
-    lim = (alt.Chart(alt.Data(values=limits)).transform_filter(on_p)
+    lim = (alt.Chart(ctx.data(limits)).transform_filter(on_p)
            .mark_rule(strokeDash=[6, 3]).encode(y="lim:Q", color=color, opacity=opacity,
                                                 strokeWidth=width))
     panel_a = alt.layer(marg, lim).properties(
         width=_W, height=_H, title="(a) margin; dashed: its limit sin Δ / 4")
-    rat = (alt.Chart(alt.Data(values=ratios)).transform_filter(sel)
+    rat = (alt.Chart(ctx.data(ratios)).transform_filter(sel)
            .transform_flatten(["t", "r"]).mark_line(color=PALETTE["loss"], strokeWidth=2)
            .encode(x=x, y=alt.Y("r:Q", title="4 γ(t) t log(t) L(t)",
                                 scale=alt.Scale(domain=[0.5, 2.0], clamp=True))))
-    one = (alt.Chart(alt.Data(values=[{"y": 1.0}]))
+    one = (alt.Chart(ctx.data([{"y": 1.0}]))
            .mark_rule(color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2)
            .encode(y="y:Q"))
     panel_b = alt.layer(rat, one).properties(
@@ -757,3 +774,18 @@ def _note(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> str:
     return (f"{len(records)} exact runs precomputed when the book was built (m = {g.m}, "
             f"seed {g.seed}, to t = {g.t_max:g}); the sliders move {moving} over the grid"
             + (f" at {held}" if held else "") + " (arrow keys move a focused slider).")
+
+
+def chapter_explorer(chapter: str, *, delta: float, p: float, kappa: float, fast: bool,
+                     cache: str | Path, workers: int = 2) -> Explorer:
+    """The explorer of a book chapter: the book's grid, computed or read from ``cache``.
+
+    :func:`reluflow.runs.explorers.book_grid` ``(fast)`` run by
+    :func:`reluflow.runs.explorers.grid_records` (cached under ``cache`` by run mode and
+    code, ``workers`` processes for what is left to compute), then :func:`explorer`.
+    """
+    from reluflow.runs.explorers import book_grid, grid_records
+
+    grid = book_grid(fast)
+    records = grid_records(grid, cache, bool(fast), workers=workers)
+    return explorer(chapter, records, grid, delta=delta, p=p, kappa=kappa)
