@@ -232,7 +232,9 @@ class _Ctx:
 def _step(grid: ExplorerGrid, axis: str) -> float:
     vals = np.asarray(grid.axis(axis))
     c = np.log10(vals) if axis == "kappa" else vals
-    return float(c[1] - c[0]) if c.size > 1 else 1.0
+    # 0.8 - 0.7 is 0.0999...98 in binary; a browser's range input then has no second
+    # value, so the step is rounded to the grid's own decimals
+    return float(f"{c[1] - c[0]:.10g}") if c.size > 1 else 1.0
 
 
 def _params(ctx: _Ctx) -> list[Any]:
@@ -330,7 +332,7 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         pmin = min([pmin, *(x for x in loss if x is not None and x > 0)])
         curves.append({**key, "t": _series(rec, "t", idx), "L": loss})
         shades.append({**key, **_phase_rows(rec, lo)})
-        lines.append({**key, **_neuron_lines(rec, log_from=lo, n_neurons=30)})
+        lines += _neuron_rows(rec, key, log_from=lo, n_neurons=16, n_early=20)
         refs.append({**key, **_references(rec)})
     sel = ctx.test()
     y_loss = alt.Y("L:Q", title="loss L", scale=alt.Scale(
@@ -351,9 +353,16 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return _assemble(ctx, [panel_a, panel_b], _readout_rows(records, "setting"))
 
 
-def _neuron_lines(rec: Mapping[str, Any], *, log_from: float | None = None,
-                  t_hi: float | None = None, n_neurons: int = 100) -> dict[str, list[Any]]:
-    """Flat lists (t, angle, neuron, sign) of the neurons alive at t = 0, first ``n``."""
+def _neuron_rows(rec: Mapping[str, Any], key: Mapping[str, float], *,
+                 log_from: float | None = None, t_hi: float | None = None,
+                 n_neurons: int = 100, n_early: int | None = None) -> list[dict[str, Any]]:
+    r"""One row per neuron alive at t = 0 (the first ``n_neurons``): its angle over time.
+
+    ``lt`` is :math:`\log_{10} t` (2 decimals) when ``log_from`` is given (times
+    :math:`\ge` ``log_from``), else ``t`` (3 significant digits, times :math:`\le`
+    ``t_hi``); ``a`` the plane angle in whole degrees; ``s`` the sign of :math:`a_k`.
+    ``n_early`` thins the linear Phase-I part of the kept times to about that many.
+    """
     t = np.asarray(rec["t"], dtype=float)
     times = t[np.asarray(rec["angle_t"], dtype=int)]
     ang = np.asarray(rec["angles"], dtype=float)
@@ -362,16 +371,18 @@ def _neuron_lines(rec: Mapping[str, Any], *, log_from: float | None = None,
         use &= times >= log_from
     if t_hi is not None:
         use &= times <= t_hi
+    cols = np.nonzero(use)[0]
+    if n_early is not None and cols.size > 2 * n_early:
+        half = cols.size // 2  # the first half of the kept times is the linear Phase-I part
+        cols = np.concatenate([cols[:half][:: max(1, half // n_early)], cols[half:]])
+    tvals: list[float | None]
+    if log_from is not None:
+        tkey, tvals = "lt", [round(math.log10(x), 2) for x in times[cols]]
+    else:
+        tkey, tvals = "t", [_sig(float(x), 3) for x in times[cols]]
     alive = [k for k, f in enumerate(rec["fate"]) if f != "dead"][:n_neurons]
-    out: dict[str, list[Any]] = {"t": [], "a": [], "k": [], "s": []}
-    for k in alive:
-        s = "positive a_k" if rec["sign"][k] > 0 else "negative a_k"
-        for j in np.nonzero(use)[0]:
-            out["t"].append(_sig(float(times[j]), 3))
-            out["a"].append(float(ang[j, k]))
-            out["k"].append(k)
-            out["s"].append(s)
-    return out
+    return [{**key, "k": k, "s": 1 if rec["sign"][k] > 0 else -1, tkey: tvals,
+             "a": [round(float(x)) for x in ang[cols, k]]} for k in alive]
 
 
 def _references(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,11 +396,15 @@ def _angle_panel(ctx: _Ctx, lines: list[dict[str, Any]], refs: list[dict[str, An
     alt = _alt()
     sel = ctx.test()
     sign = alt.Color("s:N", title="neuron", scale=alt.Scale(
-        domain=["positive a_k", "negative a_k"],
-        range=[PALETTE["positive"], PALETTE["negative"]]))
-    neurons = (alt.Chart(ctx.data(lines)).transform_filter(sel)
-               .transform_flatten(["t", "a", "k", "s"])
-               .mark_line(strokeWidth=1, opacity=0.7)
+        domain=[1, -1], range=[PALETTE["positive"], PALETTE["negative"]]),
+        legend=alt.Legend(labelExpr="datum.value == 1 ? 'a_k > 0' : 'a_k < 0'"))
+    log = bool(lines) and "lt" in lines[0]
+    base = alt.Chart(ctx.data(lines)).transform_filter(sel)
+    if log:
+        base = base.transform_flatten(["lt", "a"]).transform_calculate(t="pow(10, datum.lt)")
+    else:
+        base = base.transform_flatten(["t", "a"])
+    neurons = (base.mark_line(strokeWidth=1, opacity=0.7)
                .encode(x=x, y=alt.Y("a:Q", title="direction in the data plane (deg)",
                                     scale=alt.Scale(domain=[-180, 180]),
                                     axis=alt.Axis(values=list(range(-180, 181, 45)))),
@@ -409,7 +424,7 @@ def _phase1(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         key = _point(rec)
         hi = 3.0 * rec["t_condensed"] if rec["t_condensed"] else rec["horizon"]
         hi = min(hi, rec["t_escape"] or hi)
-        lines.append({**key, **_neuron_lines(rec, t_hi=hi)})
+        lines += _neuron_rows(rec, key, t_hi=hi)
         refs.append({**key, **_references(rec)})
         fates.append({**key, **_fate_rows(rec)})
         bounds.append({**key, **_bound_rows(rec)})

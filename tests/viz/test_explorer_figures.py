@@ -92,6 +92,8 @@ def test_sliders_follow_the_grid(records: list[dict[str, Any]], chapter: str) ->
         assert b["input"] == "range"
         assert (b["min"], b["max"]) == pytest.approx((vals[0], vals[-1]))
         assert b["step"] == pytest.approx(vals[1] - vals[0])
+        # a short decimal (0.1, not 0.0999...98): a range input then reaches every value
+        assert repr(b["step"]) == repr(float(f"{b['step']:.10g}"))
         assert prm["value"] == pytest.approx(start[names[axis]])
         assert {"delta": "Δ", "p": "p", "kappa": "κ"}[axis] in b["name"]
 
@@ -117,22 +119,9 @@ def test_a_slider_move_changes_figure_and_readout(records: list[dict[str, Any]],
 
 def test_phase3_readout_is_at_the_chapter_kappa(records: list[dict[str, Any]]) -> None:
     e = vx.explorer("phase3", records, GRID, **START)
-    rows = next(d for d in _datasets(e.spec) if d and "q" in d[0])
+    rows = next(d for d in e.spec["datasets"].values() if d and "q" in d[0])
     assert {r["log10_kappa"] for r in rows} == {-6.0}
     assert len(rows) == len(GRID.delta) * len(GRID.p)
-
-
-def _datasets(spec: Any) -> list[list[dict[str, Any]]]:
-    out = []
-    if isinstance(spec, dict):
-        if isinstance(spec.get("values"), list):
-            out.append(spec["values"])
-        for val in spec.values():
-            out += _datasets(val)
-    elif isinstance(spec, list):
-        for val in spec:
-            out += _datasets(val)
-    return out
 
 
 def test_bad_arguments(records: list[dict[str, Any]]) -> None:
