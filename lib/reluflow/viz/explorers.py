@@ -56,8 +56,8 @@ _SLIDER = {
     "kappa": ("log10_kappa", "log₁₀ κ"),
 }
 
-#: Panel size (pixels) and fonts.
-_W, _H = 330, 230
+#: Panel size (pixels; panels are stacked, so the explorer fits the text column) and fonts.
+_W, _H = 470, 210
 _CONFIG: dict[str, Any] = {
     "background": "white",
     "font": "DejaVu Sans, Verdana, sans-serif",
@@ -260,8 +260,8 @@ def _readout(ctx: _Ctx, rows: list[dict[str, Any]]) -> Any:
             .transform_flatten(["q", "meas", "pred"])
             .transform_window(row="row_number()"))
     y = alt.Y("row:O", axis=None)
-    cols = [("q", 0, "left", "quantity"), ("meas", 470, "right", "measured"),
-            ("pred", 650, "right", "this book's prediction")]
+    cols = [("q", 0, "left", "quantity"), ("meas", 380, "right", "measured"),
+            ("pred", 540, "right", "this book's prediction")]
     heads = {fld: [{"h": head}] for fld, _, _, head in cols}
     layers = []
     for fld, x, align, _ in cols:
@@ -271,7 +271,7 @@ def _readout(ctx: _Ctx, rows: list[dict[str, Any]]) -> Any:
                       .mark_text(align=align, fontSize=12, fontWeight="bold", dy=-14, y=0)
                       .encode(x=alt.value(x), text="h:N"))
     return alt.layer(*layers).properties(
-        name="readout", width=2 * _W, height=18 * len(rows[0]["q"]) if rows else 20,
+        name="readout", width=540, height=18 * len(rows[0]["q"]) if rows else 20,
         title="Readout at the selected grid point", view=alt.ViewBackground(stroke=None))
 
 
@@ -279,16 +279,15 @@ def _ref_rules(ctx: _Ctx, rows: list[dict[str, Any]], test: str, y: str, color: 
                dash: Sequence[int] = (6, 3)) -> Any:
     alt = _alt()
     return (alt.Chart(ctx.data(rows)).transform_filter(test)
-            .mark_rule(color=color, strokeDash=list(dash), strokeWidth=1.5)
+            .mark_rule(clip=True, color=color, strokeDash=list(dash), strokeWidth=1.5)
             .encode(y=alt.Y(f"{y}:Q")))
 
 
 def _assemble(ctx: _Ctx, panels: Sequence[Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     alt = _alt()
     own = {ch: "independent" for ch in ("color", "shape", "opacity", "strokeWidth")}
-    top = alt.hconcat(*panels).resolve_scale(**own)
-    chart = alt.vconcat(top, _readout(ctx, rows)).resolve_scale(**own).add_params(
-        *_params(ctx))
+    chart = alt.vconcat(*panels, _readout(ctx, rows), spacing=28).resolve_scale(
+        **own).add_params(*_params(ctx))
     spec: dict[str, Any] = chart.to_dict()
     spec["config"] = {**spec.get("config", {}), **_CONFIG}
     spec["datasets"] = dict(ctx.datasets)
@@ -346,7 +345,7 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                          domain=list(PHASES), range=[PHASE_COLORS[p] for p in PHASES]))))
     loss = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "L"]).transform_filter("datum.L > 0")
-            .mark_line(color=PALETTE["loss"], strokeWidth=2).encode(x=x, y=y_loss))
+            .mark_line(clip=True, color=PALETTE["loss"], strokeWidth=2).encode(x=x, y=y_loss))
     panel_a = alt.layer(shade, loss).properties(
         width=_W, height=_H, title="(a) loss, phases shaded")
     panel_b = _angle_panel(ctx, lines, refs, x, "(b) neuron directions")
@@ -404,7 +403,7 @@ def _angle_panel(ctx: _Ctx, lines: list[dict[str, Any]], refs: list[dict[str, An
         base = base.transform_flatten(["lt", "a"]).transform_calculate(t="pow(10, datum.lt)")
     else:
         base = base.transform_flatten(["t", "a"])
-    neurons = (base.mark_line(strokeWidth=1, opacity=0.7)
+    neurons = (base.mark_line(clip=True, strokeWidth=1, opacity=0.7)
                .encode(x=x, y=alt.Y("a:Q", title="direction in the data plane (deg)",
                                     scale=alt.Scale(domain=[-180, 180]),
                                     axis=alt.Axis(values=list(range(-180, 181, 45)))),
@@ -492,21 +491,21 @@ def _phase2(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     sel = ctx.test()
     x = _time_x("time t", [0.0, t_hi], log=False)
     loss = (alt.Chart(ctx.data(curves)).transform_filter(sel)
-            .transform_flatten(["t", "L"]).mark_line(color=PALETTE["loss"], strokeWidth=2)
+            .transform_flatten(["t", "L"])
+            .mark_line(clip=True, color=PALETTE["loss"], strokeWidth=2)
             .encode(x=x, y=alt.Y("L:Q", title="loss L", scale=alt.Scale(domain=[0, 1.05]))))
     mk = alt.Chart(ctx.data(marks)).transform_filter(sel)
-    esc = mk.mark_rule(color=PALETTE["loss"], strokeWidth=1.5).encode(x="esc:Q")
-    pred = mk.mark_rule(color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2).encode(
-        x="esc_pred:Q")
-    level = mk.mark_rule(color=PALETTE["theory"], strokeDash=[2, 2], strokeWidth=2).encode(
-        y="level:Q")
+    esc = mk.mark_rule(clip=True, color=PALETTE["loss"], strokeWidth=1.5).encode(x="esc:Q")
+    theory = {"clip": True, "color": PALETTE["theory"], "strokeWidth": 2}
+    pred = mk.mark_rule(strokeDash=[6, 3], **theory).encode(x="esc_pred:Q")
+    level = mk.mark_rule(strokeDash=[2, 2], **theory).encode(y="level:Q")
     panel_a = alt.layer(loss, esc, pred, level).properties(
         width=_W, height=_H, title="(a) loss; escape measured (black), predicted (pink)")
     outs = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "fp", "fm"])
             .transform_fold(["fp", "fm"], as_=["point", "f"])
             .transform_calculate(point="datum.point == 'fp' ? 'f(x+)' : 'f(x−)'")
-            .mark_line(strokeWidth=2)
+            .mark_line(clip=True, strokeWidth=2)
             .encode(x=x, y=alt.Y("f:Q", title="output"), color=alt.Color(
                 "point:N", title=None, scale=alt.Scale(
                     domain=["f(x+)", "f(x−)"],
@@ -535,7 +534,7 @@ def _phase3(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     x = _time_x("time t (log scale)", [1.0, t_hi], log=True)
     loss = (alt.Chart(ctx.data(curves)).transform_filter(sel)
             .transform_flatten(["t", "L"]).transform_filter("datum.L > 0")
-            .mark_line(strokeWidth=2)
+            .mark_line(clip=True, strokeWidth=2)
             .encode(x=x, y=alt.Y("L:Q", title="loss L", scale=alt.Scale(type="log")),
                     color=alt.Color("kap:N", title="κ", scale=alt.Scale(scheme="viridis"),
                                     sort=[f"1e{round(math.log10(k))}"
@@ -553,7 +552,7 @@ def _phase3(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                        range=[PALETTE["loss"], PALETTE["negative"]]))))
     fit = (alt.Chart(ctx.data(fits or [{"delta": -1.0, "p": -1.0}]))
            .transform_filter(sel)
-           .mark_rule(color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2)
+           .mark_rule(clip=True, color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2)
            .encode(x="x0:Q", x2="x1:Q", y="y0:Q", y2="y1:Q"))
     panel_b = alt.layer(pts, fit).properties(
         width=_W, height=_H, title="(b) escape and release times; predicted slope (pink)")
@@ -611,20 +610,20 @@ def _phase4(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     opacity = alt.condition(here, alt.value(1.0), alt.value(0.35))
     marg = (alt.Chart(ctx.data(curves)).transform_filter(on_p)
             .transform_flatten(["t", "g"]).transform_filter("datum.g > 0")
-            .mark_line().encode(x=x, y=alt.Y("g:Q", title="normalized margin γ(t)"),
+            .mark_line(clip=True).encode(x=x, y=alt.Y("g:Q", title="normalized margin γ(t)"),
                                 color=color, strokeWidth=width, opacity=opacity,
                                 detail="delta:O"))
     lim = (alt.Chart(ctx.data(limits)).transform_filter(on_p)
-           .mark_rule(strokeDash=[6, 3]).encode(y="lim:Q", color=color, opacity=opacity,
+           .mark_rule(clip=True, strokeDash=[6, 3]).encode(y="lim:Q", color=color, opacity=opacity,
                                                 strokeWidth=width))
     panel_a = alt.layer(marg, lim).properties(
         width=_W, height=_H, title="(a) margin; dashed: its limit sin Δ / 4")
     rat = (alt.Chart(ctx.data(ratios)).transform_filter(sel)
-           .transform_flatten(["t", "r"]).mark_line(color=PALETTE["loss"], strokeWidth=2)
+           .transform_flatten(["t", "r"]).mark_line(clip=True, color=PALETTE["loss"], strokeWidth=2)
            .encode(x=x, y=alt.Y("r:Q", title="4 γ(t) t log(t) L(t)",
                                 scale=alt.Scale(domain=[0.5, 2.0], clamp=True))))
     one = (alt.Chart(ctx.data([{"y": 1.0}]))
-           .mark_rule(color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2)
+           .mark_rule(clip=True, color=PALETTE["theory"], strokeDash=[6, 3], strokeWidth=2)
            .encode(y="y:Q"))
     panel_b = alt.layer(rat, one).properties(
         width=_W, height=_H, title="(b) loss against the rate 1/(4γ t log t)")
