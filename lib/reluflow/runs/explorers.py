@@ -60,11 +60,16 @@ from reluflow.runs.config import FIELDS, Run, RunConfig, early_window, finite_or
 
 __all__ = [
     "CHAPTERS",
+    "DIGITS",
+    "FAST_GRID",
+    "FULL_GRID",
+    "F_NEAR_SADDLE",
     "N_ANGLE_TIMES",
     "ExplorerGrid",
     "Reading",
     "book_grid",
     "grid_records",
+    "plateau_slopes",
     "readouts",
     "reduce_run",
     "run_explorer",
@@ -239,7 +244,11 @@ def reduce_run(run: Run) -> dict[str, Any]:
     ``fate_theory`` (:func:`~reluflow.analysis.measure.simulated_fate`,
     :func:`~reluflow.analysis.theory.fate`); ``condensation_rate`` (median of
     :func:`~reluflow.analysis.measure.condensation_rates`), ``leader_angle``
-    (:func:`_leader_direction`), ``release_ratio`` (:func:`_release_ratio` at ``t_reactivation``),
+    (deg: the leaders' mass-weighted mean direction at the last recorded time after
+    ``t_condensed`` with :math:`\max_i|f(x_i)|\le` :data:`F_NEAR_SADDLE`, where this book
+    predicts the target's direction), ``release_ratio`` (:math:`p\,e^{-f(x_+)} /
+    ((1-p)\,e^{f(x_-)}\cos\Delta)` at ``t_reactivation``; this book's reactivation
+    condition says 1),
     ``phase4_exponent`` and ``phase4_constant`` (:func:`reluflow.detect_phases`).
     """
     traj, data, rep = run.trajectory, run.data, run.report
