@@ -57,7 +57,7 @@ _SLIDER = {
 }
 
 #: Panel size (pixels; panels are stacked, so the explorer fits the text column) and fonts.
-_W, _H = 470, 210
+_W, _H = 440, 210
 _CONFIG: dict[str, Any] = {
     "background": "white",
     "font": "DejaVu Sans, Verdana, sans-serif",
@@ -784,9 +784,10 @@ def _note(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> str:
     g = ctx.grid
     names = {"delta": "Δ", "p": "p", "kappa": "κ"}
     moving = ", ".join(names[a] for a in ctx.sliders())
-    held = ", ".join(f"{names[k]} = {val:g}" for k, val in ctx.fixed.items())
+    held = ", ".join(f"{names[k]} = {val:g}".replace("e-0", "e-") for k, val in ctx.fixed.items())
+    t_max = f"{g.t_max:g}".replace("e+", "e")
     return (f"{len(records)} exact runs precomputed when the book was built (m = {g.m}, "
-            f"seed {g.seed}, to t = {g.t_max:g}); the sliders move {moving} over the grid"
+            f"seed {g.seed}, to t = {t_max}); the sliders move {moving} over the grid"
             + (f" at {held}" if held else "") + " (arrow keys move a focused slider).")
 
 
