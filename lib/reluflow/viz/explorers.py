@@ -32,6 +32,7 @@ import numpy as np
 from reluflow.analysis.geometry import mu_angle
 from reluflow.analysis.theory import fate_boundaries, final_margin, plateau_escape_slope
 from reluflow.engine.data import TwoPointData
+from reluflow.runs.config import FIELDS, RunConfig, early_window
 from reluflow.runs.explorers import CHAPTERS, ExplorerGrid, Reading, readouts
 from reluflow.viz.plots.style import DEAD_COLOR, FATE_COLORS, PALETTE, PHASE_COLORS, PHASES
 from reluflow.viz.plots.timeline import phase_intervals
@@ -331,7 +332,7 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         pmin = min([pmin, *(x for x in loss if x is not None and x > 0)])
         curves.append({**key, "t": _series(rec, "t", idx), "L": loss})
         shades.append({**key, **_phase_rows(rec, lo)})
-        lines += _neuron_rows(rec, key, log_from=lo, n_neurons=16, n_early=20)
+        lines += _neuron_rows(rec, key, log_from=lo, n_neurons=16, n_early=15, n_late=20)
         refs.append({**key, **_references(rec)})
     sel = ctx.test()
     y_loss = alt.Y("L:Q", title="loss L", scale=alt.Scale(
@@ -354,13 +355,15 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _neuron_rows(rec: Mapping[str, Any], key: Mapping[str, float], *,
                  log_from: float | None = None, t_hi: float | None = None,
-                 n_neurons: int = 100, n_early: int | None = None) -> list[dict[str, Any]]:
+                 n_neurons: int = 100, n_early: int | None = None,
+                 n_late: int | None = None) -> list[dict[str, Any]]:
     r"""One row per neuron alive at t = 0 (the first ``n_neurons``): its angle over time.
 
     ``lt`` is :math:`\log_{10} t` (2 decimals) when ``log_from`` is given (times
     :math:`\ge` ``log_from``), else ``t`` (3 significant digits, times :math:`\le`
     ``t_hi``); ``a`` the plane angle in whole degrees; ``s`` the sign of :math:`a_k`.
-    ``n_early`` thins the linear Phase-I part of the kept times to about that many.
+    ``n_early`` and ``n_late`` thin the linear Phase-I part and the log-spaced part of the
+    kept times (:func:`reluflow.runs.explorers.reduce_run`) to about that many each.
     """
     t = np.asarray(rec["t"], dtype=float)
     times = t[np.asarray(rec["angle_t"], dtype=int)]
@@ -371,9 +374,13 @@ def _neuron_rows(rec: Mapping[str, Any], key: Mapping[str, float], *,
     if t_hi is not None:
         use &= times <= t_hi
     cols = np.nonzero(use)[0]
-    if n_early is not None and cols.size > 2 * n_early:
-        half = cols.size // 2  # the first half of the kept times is the linear Phase-I part
-        cols = np.concatenate([cols[:half][:: max(1, half // n_early)], cols[half:]])
+    half = int(np.searchsorted(times[cols], _early_end(rec), side="right"))
+    early, late = cols[:half], cols[half:]
+    if n_early is not None and early.size > n_early:
+        early = early[:: -(-early.size // n_early)]
+    if n_late is not None and late.size > n_late:
+        late = late[::-1][:: -(-late.size // n_late)][::-1]  # keep the last time
+    cols = np.concatenate([early, late])
     tvals: list[float | None]
     if log_from is not None:
         tkey, tvals = "lt", [round(math.log10(x), 2) for x in times[cols]]
@@ -382,6 +389,11 @@ def _neuron_rows(rec: Mapping[str, Any], key: Mapping[str, float], *,
     alive = [k for k, f in enumerate(rec["fate"]) if f != "dead"][:n_neurons]
     return [{**key, "k": k, "s": 1 if rec["sign"][k] > 0 else -1, tkey: tvals,
              "a": [round(float(x)) for x in ang[cols, k]]} for k in alive]
+
+
+def _early_end(rec: Mapping[str, Any]) -> float:
+    """End of the linear Phase-I part of a record's kept neuron times (the early window)."""
+    return early_window(RunConfig.from_mapping({k: rec[k] for k in FIELDS}))
 
 
 def _references(rec: Mapping[str, Any]) -> dict[str, Any]:
