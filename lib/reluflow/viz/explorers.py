@@ -64,7 +64,7 @@ _CONFIG: dict[str, Any] = {
     "font": "DejaVu Sans, Verdana, sans-serif",
     "axis": {"labelFontSize": 11, "titleFontSize": 12, "titleFontWeight": "normal"},
     "legend": {"labelFontSize": 11, "titleFontSize": 11},
-    "title": {"fontSize": 13, "fontWeight": "normal", "anchor": "start"},
+    "title": {"fontSize": 13, "fontWeight": "normal", "anchor": "start", "frame": "group"},
     "view": {"stroke": "#BBBBBB"},
 }
 
