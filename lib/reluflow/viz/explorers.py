@@ -68,6 +68,9 @@ _CONFIG: dict[str, Any] = {
     "view": {"stroke": "#BBBBBB"},
 }
 
+#: Colours of an ordered parameter (κ, Δ): viridis without its palest, yellow end.
+_SEQUENTIAL = {"name": "viridis", "extent": [0.0, 0.8]}
+
 #: Phase-I fates in the order of :data:`reluflow.analysis.theory.FATES`, with the colours
 #: of the book's fate maps (live labels in sorted order take FATE_COLORS, dead is grey).
 _FATE_ORDER = ("condense", "slide", "die", "dead")
@@ -548,7 +551,7 @@ def _phase3(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             .transform_flatten(["t", "L"]).transform_filter("datum.L > 0")
             .mark_line(clip=True, strokeWidth=2)
             .encode(x=x, y=alt.Y("L:Q", title="loss L", scale=alt.Scale(type="log")),
-                    color=alt.Color("kap:N", title="κ", scale=alt.Scale(scheme="viridis"),
+                    color=alt.Color("kap:N", title="κ", scale=alt.Scale(scheme=_SEQUENTIAL),
                                     sort=[f"1e{round(math.log10(k))}"
                                           for k in ctx.grid.kappa])))
     panel_a = loss.properties(width=_W, height=_H, title="(a) loss for every κ")
@@ -617,7 +620,7 @@ def _phase4(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     sel = ctx.test()
     here = ctx.test(("delta",))
     x = _time_x("time t (log scale)", [1.0, float(ctx.grid.t_max)], log=True)
-    color = alt.Color("delta:O", title="Δ", scale=alt.Scale(scheme="viridis"))
+    color = alt.Color("delta:O", title="Δ", scale=alt.Scale(scheme=_SEQUENTIAL))
     width = alt.condition(here, alt.value(3.0), alt.value(1.0))
     opacity = alt.condition(here, alt.value(1.0), alt.value(0.35))
     marg = (alt.Chart(ctx.data(curves)).transform_filter(on_p)
