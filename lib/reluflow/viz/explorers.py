@@ -34,7 +34,13 @@ from reluflow.analysis.theory import fate_boundaries, final_margin, plateau_esca
 from reluflow.engine.data import TwoPointData
 from reluflow.runs.config import FIELDS, RunConfig, early_window
 from reluflow.runs.explorers import CHAPTERS, ExplorerGrid, Reading, readouts
-from reluflow.viz.plots.style import DEAD_COLOR, FATE_COLORS, PALETTE, PHASE_COLORS, PHASES
+from reluflow.viz.plots.style import (
+    FATE_COLORS,
+    PALETTE,
+    PHASE_COLORS,
+    PHASES,
+    REGIME_LABELS,
+)
 from reluflow.viz.plots.timeline import phase_intervals
 
 __all__ = [
@@ -71,15 +77,13 @@ _CONFIG: dict[str, Any] = {
 #: Colours of an ordered parameter (κ, Δ): viridis without its palest, yellow end.
 _SEQUENTIAL = {"name": "viridis", "extent": [0.0, 0.8]}
 
-#: Phase-I fates in the order of :data:`reluflow.analysis.theory.FATES`, with the colours
-#: of the book's fate maps (live labels in sorted order take FATE_COLORS, dead is grey).
+#: Phase-I fates in the order of :data:`reluflow.analysis.theory.FATES`.
 _FATE_ORDER = ("condense", "slide", "die", "dead")
 
 
 def _fate_colors() -> list[str]:
-    live = sorted(f for f in _FATE_ORDER if f != "dead")
-    colors = {f: FATE_COLORS[i % len(FATE_COLORS)] for i, f in enumerate(live)}
-    return [colors.get(f, DEAD_COLOR) for f in _FATE_ORDER]
+    """The book's colour of each fate (:data:`reluflow.viz.plots.style.FATE_COLORS`)."""
+    return [FATE_COLORS[f] for f in _FATE_ORDER]
 
 
 def _alt() -> Any:
@@ -146,7 +150,7 @@ def _fmt(x: float | str | None, missing: str) -> str:
     if x is None:
         return missing
     if isinstance(x, str):
-        return x.replace("mu-plus-only", "μ active on x+ only")
+        return REGIME_LABELS.get(x, x)
     return f"{x:.3g}"
 
 
