@@ -157,3 +157,10 @@ def test_chapter_explorer_uses_the_cached_book_grid(
     monkeypatch.setattr(ex, "simulate", lambda *a, **k: pytest.fail("must read the cache"))
     e = vx.chapter_explorer("phase4", delta=0.5, p=0.8, kappa=1e-4, fast=True, cache=root)
     assert e.spec == vx.explorer("phase4", records, GRID, delta=0.5, p=0.8, kappa=1e-4).spec
+
+
+def test_plain_text_says_what_it_is(records: list[dict[str, Any]]) -> None:
+    e = vx.explorer("phase1", records, GRID, **START)
+    text = repr(e)
+    assert text.startswith("Static explorer (phase1), drawn in the built book's page: ")
+    assert e.note in text and "None" not in text and "{" not in text

@@ -729,6 +729,11 @@ class Explorer:
     def _repr_html_(self) -> str:
         return self.html()
 
+    def __repr__(self) -> str:
+        """What a plain-text front end shows: which explorer, and where it is drawn."""
+        return (f"Static explorer ({self.chapter}), drawn in the built book's page: "
+                f"{self.note}")
+
     def with_values(self, **values: float) -> dict[str, Any]:
         """The specification with the sliders moved to ``values`` (parameter name: value).
 
