@@ -68,6 +68,7 @@ __all__ = [
     "copy_mathjax",
     "drop_cdn_font_awesome",
     "mathjax_source",
+    "page_shows_explorer",
     "repository_buttons",
     "setup",
 ]
@@ -162,11 +163,22 @@ def _dedupe_scripts(
 EXPLORER_CLASS = "reluflow-explorer"
 
 
+def page_shows_explorer(body: str) -> bool:
+    """Whether a page body holds a static explorer's element (not a text that quotes it).
+
+    >>> page_shows_explorer('<div class="reluflow-explorer" id="reluflow-explorer-phase1">')
+    True
+    >>> page_shows_explorer('<code>&lt;div class="reluflow-explorer"&gt;</code>')
+    False
+    """
+    return f'<div class="{EXPLORER_CLASS}" id="' in body
+
+
 def _explorer_script(
     app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
     """``html-page-context`` handler: a page with an explorer loads the Vega bundle."""
-    if f'class="{EXPLORER_CLASS}"' in str(context.get("body", "")):
+    if page_shows_explorer(str(context.get("body", ""))):
         from reluflow.viz.explorers import BUNDLE_NAME
 
         app.add_js_file(BUNDLE_NAME, type="module")

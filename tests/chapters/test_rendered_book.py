@@ -388,7 +388,9 @@ def test_explorers_move_with_the_keyboard(book_server: str, built_book_html: Pat
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
                                      headless=True)
         try:
-            context = browser.new_context(viewport=DESKTOP)
+            # tall enough for a whole explorer: an element taller than the window is
+            # screenshot under the theme's sticky header
+            context = browser.new_context(viewport={"width": DESKTOP["width"], "height": 2400})
             external: list[str] = []
             context.route("**/*", _router(external))
             for entry in pages:

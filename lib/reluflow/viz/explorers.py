@@ -64,7 +64,7 @@ _SLIDER = {
 }
 
 #: Panel size (pixels; panels are stacked, so the explorer fits the text column) and fonts.
-_W, _H = 440, 210
+_W, _H = 420, 200
 _CONFIG: dict[str, Any] = {
     "background": "white",
     "font": "DejaVu Sans, Verdana, sans-serif",
@@ -268,8 +268,8 @@ def _readout(ctx: _Ctx, rows: list[dict[str, Any]]) -> Any:
             .transform_flatten(["q", "meas", "pred"])
             .transform_window(row="row_number()"))
     y = alt.Y("row:O", axis=None)
-    cols = [("q", 0, "left", "quantity"), ("meas", 380, "right", "measured"),
-            ("pred", 540, "right", "this book's prediction")]
+    cols = [("q", 0, "left", "quantity"), ("meas", 370, "right", "measured"),
+            ("pred", 520, "right", "this book's prediction")]
     heads = {fld: [{"h": head}] for fld, _, _, head in cols}
     layers = []
     for fld, x, align, _ in cols:
@@ -279,7 +279,7 @@ def _readout(ctx: _Ctx, rows: list[dict[str, Any]]) -> Any:
                       .mark_text(align=align, fontSize=12, fontWeight="bold", dy=-14, y=0)
                       .encode(x=alt.value(x), text="h:N"))
     return alt.layer(*layers).properties(
-        name="readout", width=540, height=18 * len(rows[0]["q"]) if rows else 20,
+        name="readout", width=520, height=18 * len(rows[0]["q"]) if rows else 20,
         title="Readout at the selected grid point", view=alt.ViewBackground(stroke=None))
 
 
@@ -333,13 +333,13 @@ def _setting(ctx: _Ctx, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     lo, pmin = 1e-2, 1.0
     for rec in records:
         t = np.asarray(rec["t"], dtype=float)
-        idx = _log_idx(t, lo)
+        idx = _log_idx(t, lo, n=100)
         key = _point(rec)
         loss = _series(rec, "L", idx)
         pmin = min([pmin, *(x for x in loss if x is not None and x > 0)])
         curves.append({**key, "t": _series(rec, "t", idx), "L": loss})
         shades.append({**key, **_phase_rows(rec, lo)})
-        lines += _neuron_rows(rec, key, log_from=lo, n_neurons=16, n_early=15, n_late=20)
+        lines += _neuron_rows(rec, key, log_from=lo, n_neurons=12, n_early=15, n_late=20)
         refs.append({**key, **_references(rec)})
     sel = ctx.test()
     y_loss = alt.Y("L:Q", title="loss L", scale=alt.Scale(
