@@ -391,6 +391,7 @@ def test_explorers_move_with_the_keyboard(book_server: str, built_book_html: Pat
             # tall enough for a whole explorer: an element taller than the window is
             # screenshot under the theme's sticky header
             context = browser.new_context(viewport={"width": DESKTOP["width"], "height": 2400})
+            context.set_default_timeout(PAGE_TIMEOUT_MS)  # a hang guard, as above
             external: list[str] = []
             context.route("**/*", _router(external))
             for entry in pages:
