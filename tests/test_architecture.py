@@ -21,7 +21,7 @@ LAYERS = ("engine", "analysis", "runs", "viz", "front")
 #: helpers, which may use everything).
 ROOT_MODULES = {"__init__": "analysis", "__main__": "front", "cli": "front", "book": "front"}
 #: Third-party modules the engine may not import.
-NOT_IN_ENGINE = ("matplotlib", "ipywidgets", "IPython", "plotly", "bokeh")
+NOT_IN_ENGINE = ("matplotlib", "ipywidgets", "IPython", "plotly", "bokeh", "altair", "vl_convert")
 
 
 def _modules() -> list[Path]:

@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Seven small jobs:
+Eight small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.book.fast_default` (the environment
@@ -20,6 +20,11 @@ Seven small jobs:
   build, a manual ``jupyter-book build``) shows the figure of the current code; the
   ``panels-figure`` directive shows such a :class:`reluflow.viz.plots.Panels` snippet as
   a numbered figure with a caption, like ``glue:figure`` does in a notebook;
+* the static explorers (:mod:`reluflow.viz.explorers`): the JavaScript of Vega, Vega-Lite
+  and Vega-Embed is written once into the build's ``_static`` folder
+  (:data:`~reluflow.viz.explorers.BUNDLE_NAME`, from the ``vl-convert-python`` package)
+  and loaded, as a module, by the pages that show an explorer (an element of class
+  ``reluflow-explorer``), so the explorers work offline;
 * Sphinx 7.4 lists an inline script added by an extension during the build twice
   (sphinx-thebe's, which then fails with "Identifier 'THEBE_JS_URL' has already been
   declared" in the browser console); identical scripts are listed once per page;
@@ -55,6 +60,7 @@ _CDN_FONT_AWESOME = re.compile(
 )
 
 __all__ = [
+    "EXPLORER_CLASS",
     "MATHJAX_SKIP",
     "OVERVIEW_SCRIPT",
     "PanelsFigure",
@@ -62,6 +68,7 @@ __all__ = [
     "copy_mathjax",
     "drop_cdn_font_awesome",
     "mathjax_source",
+    "page_shows_explorer",
     "repository_buttons",
     "setup",
 ]
@@ -150,6 +157,42 @@ def _dedupe_scripts(
             seen.add(key)
             unique.append(js)
     scripts[:] = unique
+
+
+#: The class of the element that wraps a static explorer (reluflow.viz.explorers).
+EXPLORER_CLASS = "reluflow-explorer"
+
+
+def page_shows_explorer(body: str) -> bool:
+    """Whether a page body holds a static explorer's element (not a text that quotes it).
+
+    >>> page_shows_explorer('<div class="reluflow-explorer" id="reluflow-explorer-phase1">')
+    True
+    >>> page_shows_explorer('<code>&lt;div class="reluflow-explorer"&gt;</code>')
+    False
+    """
+    return f'<div class="{EXPLORER_CLASS}" id="' in body
+
+
+def _explorer_script(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """``html-page-context`` handler: a page with an explorer loads the Vega bundle."""
+    if page_shows_explorer(str(context.get("body", ""))):
+        from reluflow.viz.explorers import BUNDLE_NAME
+
+        app.add_js_file(BUNDLE_NAME, type="module")
+
+
+def _write_explorer_bundle(app: Any, exception: Exception | None) -> None:
+    """``build-finished`` handler: write the Vega bundle into the HTML output's ``_static``."""
+    if exception is not None or getattr(app.builder, "format", "") != "html":
+        return
+    from reluflow.viz.explorers import write_bundle
+
+    static = Path(app.outdir) / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    write_bundle(static)
 
 
 def _make_overview(app: Any) -> None:
@@ -262,7 +305,9 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("build-finished", _copy_mathjax)
     app.connect("missing-reference", _resolve_reexport)
     app.connect("doctree-resolved", _drop_cdn_links)
+    app.connect("html-page-context", _explorer_script)
     app.connect("html-page-context", _dedupe_scripts)
+    app.connect("build-finished", _write_explorer_bundle)
     app.connect("builder-inited", _make_overview)
     app.add_directive("panels-figure", PanelsFigure)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -295,3 +295,23 @@ def test_docstrings_cite_no_file_outside_the_repository(path: Path) -> None:
             doc = ast.get_docstring(node) or ""
             for found in re.finditer(r"notes\.md|THEORY\.md|project notes|/work/", doc):
                 assert known.get(rel) == found.group(0), f"{rel}: docstring cites {found.group(0)}"
+
+
+#: The chapters with a static explorer (reluflow.viz.explorers) and the explorer each shows.
+STATIC_EXPLORERS = {"setting": "setting", "phase1_condensation": "phase1",
+                    "phase2_saddle_to_plateau": "phase2", "phase3_plateau_escape": "phase3",
+                    "phase4_convergence": "phase4"}
+
+
+@pytest.mark.parametrize("stem", sorted(STATIC_EXPLORERS))
+def test_chapter_shows_its_static_explorer(stem: str) -> None:
+    nb = read_notebook(BOOK / f"{stem}.ipynb")
+    cells = nb["cells"]
+    at = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+          and re.search(rf'chapter_explorer\(\s*"{STATIC_EXPLORERS[stem]}"', source(c))]
+    assert len(at) == 1, f"{stem}: one chapter_explorer(\"{STATIC_EXPLORERS[stem]}\", ...) cell"
+    explore = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+               and source(c).lstrip().startswith("## Explore")]
+    assert explore and explore[0] < at[0], f"{stem}: the static explorer belongs in Explore"
+    live = [i for i, c in enumerate(cells) if "widgets.explorer(" in source(c)]
+    assert live and at[0] < live[0], f"{stem}: the live explorer stays, after the static one"

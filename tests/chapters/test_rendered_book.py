@@ -83,8 +83,12 @@ def _need_browser() -> Any:
     return sync_playwright
 
 
-def _page_has_animation(built_html: Path, entry: str) -> bool:
-    """Whether the executed notebook behind ``entry`` output a jshtml animation."""
+def _page_has_output(built_html: Path, entry: str, needle: str) -> bool:
+    """Whether an HTML output of the executed notebook behind ``entry`` contains ``needle``.
+
+    The notebook is the build's ``jupyter_execute`` copy (a build that executed), or the
+    staged papermill run (``conftest.built_book_html``: ``<tmp>/src`` beside ``<tmp>/out``).
+    """
     candidates = [
         built_html.parent / "jupyter_execute" / f"{entry}.ipynb",
         built_html.parents[2] / "src" / f"{entry}.ipynb",
@@ -96,9 +100,14 @@ def _page_has_animation(built_html: Path, entry: str) -> bool:
         for out in cell.get("outputs", []):
             html = out.get("data", {}).get("text/html", "")
             html = "".join(html) if isinstance(html, list) else html
-            if 'class="animation"' in html:
+            if needle in html:
                 return True
     return False
+
+
+def _page_has_animation(built_html: Path, entry: str) -> bool:
+    """Whether the executed notebook behind ``entry`` output a jshtml animation."""
+    return _page_has_output(built_html, entry, 'class="animation"')
 
 
 _WAIT_JS = """
@@ -294,3 +303,112 @@ def test_screenshot_names_are_unique() -> None:
     names = [_page_name(e) for e in toc_entries()]
     assert len(names) == len(set(names)), f"two TOC pages would share a screenshot: {names}"
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in names), names
+
+
+# ----------------------------------------------------------------- static explorers
+#: What a static explorer's output starts with (reluflow.viz.explorers.Explorer.html).
+EXPLORER_MARK = 'class="reluflow-explorer"'
+
+_EXPLORER_STATE_JS = """
+el => {
+  const chart = el.querySelector('.reluflow-explorer-chart svg');
+  const slider = el.querySelector('input[type=range]');
+  const label = slider ? slider.closest('label') : null;
+  const readout = chart ? chart.querySelector('.readout_group') : null;
+  let figure = '';
+  if (chart) {
+    const copy = chart.cloneNode(true);
+    const r = copy.querySelector('.readout_group');
+    if (r) { r.remove(); }
+    figure = copy.innerHTML;
+  }
+  return {
+    drawn: !!chart,
+    value: slider ? slider.value : null,
+    min: slider ? slider.min : null,
+    max: slider ? slider.max : null,
+    step: slider ? slider.step : null,
+    label: label ? label.innerText.trim() : '',
+    readout: readout ? readout.textContent : '',
+    figure: figure,
+  };
+}
+"""
+
+
+def _explorer_state(page: Any, selector: str) -> dict[str, Any]:
+    state: dict[str, Any] = page.eval_on_selector(selector, _EXPLORER_STATE_JS)
+    return state
+
+
+def _move_first_slider(page: Any, selector: str, problems: list[str], where: str,
+                       shots: tuple[Path, Path]) -> None:
+    """Move the explorer's first slider one step with the keyboard; check what changed."""
+    page.wait_for_selector(f"{selector} .readout_group text", timeout=30_000)
+    before = _explorer_state(page, selector)
+    page.locator(selector).screenshot(path=str(shots[0]))
+    slider = page.locator(f"{selector} input[type=range]").first
+    slider.focus()
+    at_max = float(before["value"]) >= float(before["max"]) - 1e-9
+    page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "([s, r]) => document.querySelector(s + ' .readout_group').textContent !== r",
+            arg=[selector, before["readout"]], timeout=10_000)
+    except PlaywrightTimeout:
+        pass  # reported below: the readout did not change
+    after = _explorer_state(page, selector)
+    page.locator(selector).screenshot(path=str(shots[1]))
+    step = float(before["step"]) * (-1 if at_max else 1)
+    if abs(float(after["value"]) - float(before["value"]) - step) > 1e-6 * (1 + abs(step)):
+        problems.append(f"{where}: the arrow key moved the slider {before['value']} -> "
+                        f"{after['value']} (step {before['step']})")
+    if after["value"] not in after["label"] or before["label"] == after["label"]:
+        problems.append(f"{where}: slider label {before['label']!r} -> {after['label']!r} "
+                        "does not show the new value")
+    if after["figure"] == before["figure"]:
+        problems.append(f"{where}: the figure did not change when the slider moved")
+    if after["readout"] == before["readout"]:
+        problems.append(f"{where}: the readout did not change when the slider moved")
+
+
+def test_explorers_move_with_the_keyboard(book_server: str, built_book_html: Path) -> None:
+    """Every page whose notebook made a static explorer: its first slider moves with the
+    arrow key, the figure and the readout change, nothing is requested from outside;
+    before/after screenshots of each explorer."""
+    sync_playwright = _need_browser()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    pages = [e for e in toc_entries() if _page_has_output(built_book_html, e, EXPLORER_MARK)]
+    if not pages:
+        pytest.skip("no chapter of this build shows a static explorer")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            # tall enough for a whole explorer: an element taller than the window is
+            # screenshot under the theme's sticky header
+            context = browser.new_context(viewport={"width": DESKTOP["width"], "height": 2400})
+            context.set_default_timeout(PAGE_TIMEOUT_MS)  # a hang guard, as above
+            external: list[str] = []
+            context.route("**/*", _router(external))
+            for entry in pages:
+                name = _page_name(entry)
+                page, console = _open(context, f"{book_server}/{entry}.html", entry, problems)
+                ids = page.eval_on_selector_all(".reluflow-explorer", "els => els.map(e => e.id)")
+                if not ids:
+                    problems.append(f"{entry}: the notebook made an explorer; none shown")
+                for k, ident in enumerate(ids):
+                    tag = "" if k == 0 else f"-{k}"
+                    shots = (SCREENSHOTS / f"{name}-explorer{tag}-before.png",
+                             SCREENSHOTS / f"{name}-explorer{tag}-after.png")
+                    _move_first_slider(page, f"#{ident}", problems, f"{entry} #{ident}", shots)
+                problems.extend(f"{entry}: console error: {m}" for m in console)
+                page.close()
+            context.close()
+            problems.extend(f"request left the machine: {u}" for u in external)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)

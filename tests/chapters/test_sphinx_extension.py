@@ -15,6 +15,7 @@ from reluflow_sphinx import (
     canonical_name,
     copy_mathjax,
     mathjax_source,
+    page_shows_explorer,
     repository_buttons,
 )
 
@@ -49,3 +50,14 @@ def test_mathjax_is_copied_for_a_relative_path(tmp_path: Path) -> None:
     assert not any((target / name).exists() for name in MATHJAX_SKIP)
     with pytest.raises(RuntimeError, match="mathjax_path must be"):
         copy_mathjax(tmp_path, "mathjax/tex-svg.js")
+
+
+def test_only_pages_with_an_explorer_load_vega() -> None:
+    from reluflow.viz.explorers import Explorer
+
+    html = Explorer("phase2", {"params": []}, "note").html()
+    assert page_shows_explorer(f"<p>text</p><div class=\"cell_output\">{html}</div>")
+    # the API page quotes the element in Explorer.html's docstring
+    assert not page_shows_explorer('<code class="docutils">&lt;div class="reluflow-explorer"'
+                                   '&gt;</code>')
+    assert not page_shows_explorer("<p>no explorer here</p>")

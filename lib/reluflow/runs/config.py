@@ -40,7 +40,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reluflow.analysis.phases import PHASE_TIMES, PhaseReport, detect_phases
-from reluflow.analysis.theory.scaling import horizon
+from reluflow.analysis.theory.phase2 import escape_rate
+from reluflow.analysis.theory.scaling import horizon, loss_scale
 from reluflow.engine import checks as v
 from reluflow.engine.data import TwoPointData
 from reluflow.engine.flow import gradient_flow
@@ -50,14 +51,18 @@ from reluflow.engine.trajectory import Trajectory, default_times
 __all__ = [
     "FIELDS",
     "GRIDS",
+    "N_EARLY",
     "N_LIN",
     "N_LOG",
+    "N_LOG_TIMES",
     "REQUIRED",
     "ConfigError",
     "ConfigLike",
     "Field",
     "Run",
     "RunConfig",
+    "early_window",
+    "explore_times",
     "finite_or_none",
     "recording_times",
     "simulate",
@@ -65,10 +70,11 @@ __all__ = [
 
 Array = NDArray[np.float64]
 
-#: Recording grids: ``"log"`` (:func:`~reluflow.engine.trajectory.default_times`) or
+#: Recording grids: ``"log"`` (:func:`~reluflow.engine.trajectory.default_times`),
 #: ``"dense"`` (a linear grid over the first three phases, then a log tail; see
-#: :func:`recording_times`).
-GRIDS = ("log", "dense")
+#: :func:`recording_times`) or ``"explore"`` (the dense grid refined over Phase I and on a
+#: log grid from t = 0.01, for the book's static explorers; see :func:`explore_times`).
+GRIDS = ("log", "dense", "explore")
 
 
 class ConfigError(ValueError):
@@ -211,8 +217,8 @@ _FIELD_LIST = (
     Field("kappa_a", "optional-real", "output-weight scale of an unbalanced start",
           0.0, math.inf),
     Field("rtol", "real", "tolerance of the exact integrator", *v.RTOL_RANGE, (True, True)),
-    Field("grid", "choice", "recording grid: 'log' or 'dense' (linear over phases I-III)",
-          choices=GRIDS),
+    Field("grid", "choice", "recording grid: 'log', 'dense' (linear over phases I-III) or "
+          "'explore' (dense, refined over phase I and log-spaced)", choices=GRIDS),
 )
 
 #: Every configuration field by name, in the order of :class:`RunConfig`.
@@ -294,6 +300,8 @@ class RunConfig:
         """The recorded times of the run's recording ``grid``."""
         if self.grid == "log":
             return default_times(self.t_max)
+        if self.grid == "explore":
+            return explore_times(self)
         return recording_times(self)
 
 
@@ -319,6 +327,47 @@ def recording_times(config: ConfigLike, n_lin: int = N_LIN,
     if cfg.t_max > 1.01 * h:
         grid = np.concatenate([grid, np.geomspace(1.01 * h, cfg.t_max, ng)])
     return np.asarray(grid, dtype=np.float64)
+
+
+#: Recorded times over Phase I on the ``"explore"`` grid (linear, from 0).
+N_EARLY = 160
+#: Log-spaced recorded times of the ``"explore"`` grid (from ``t = 0.01`` to ``t_max``).
+N_LOG_TIMES = 60
+
+
+def early_window(config: ConfigLike) -> float:
+    r"""Leading-order saddle-escape time :math:`c\log(1/\kappa)/\lambda`; Phase I ends before.
+
+    :math:`\lambda` = :func:`reluflow.analysis.theory.escape_rate`, :math:`c` =
+    :func:`reluflow.analysis.theory.loss_scale`, :math:`\kappa` the larger of the two
+    scales of an unbalanced start.
+    """
+    cfg = RunConfig.from_mapping(config)
+    k = cfg.kappa if cfg.kappa_a is None else max(cfg.kappa, cfg.kappa_a)
+    return loss_scale(cfg.loss) * math.log(1.0 / v.small_kappa(k)) / escape_rate(cfg.data())
+
+
+def explore_times(config: ConfigLike) -> Array:
+    r"""The ``"explore"`` recording grid: the dense grid, refined early and on a log scale.
+
+    The union of :func:`recording_times` (linear to the horizon :math:`H`, then a log
+    tail), :data:`N_EARLY` linear steps over :math:`[0, \min(T_1, H, t_{\max})]` with
+    :math:`T_1` = :func:`early_window`, and :data:`N_LOG_TIMES` log-spaced times from
+    :math:`\min(0.01, t_{\max}/100)` to :math:`t_{\max}`, for curves drawn against
+    :math:`\log t`.  Needs :math:`\Delta < \pi/2`.
+
+    >>> t = explore_times(RunConfig(delta=0.3, p=0.7, kappa=1e-6, m=4, seed=0, t_max=1e30))
+    >>> bool(t[0] == 0.0 and t[-1] == 1e30 and np.all(np.diff(t) > 0)), t.size > 400
+    (True, True)
+    """
+    cfg = RunConfig.from_mapping(config)
+    if not cfg.delta < 0.5 * math.pi:
+        raise ConfigError(f"delta must lie in (0, pi/2) for the explore grid, got {cfg.delta}")
+    dense = recording_times(cfg)
+    h = min(horizon(cfg.delta, cfg.p, cfg.kappa, cfg.loss, cfg.kappa_a), cfg.t_max)
+    early = np.linspace(0.0, min(early_window(cfg), h), N_EARLY + 1)
+    logs = np.geomspace(min(1e-2, cfg.t_max / 100.0), cfg.t_max, N_LOG_TIMES)
+    return np.asarray(np.unique(np.concatenate([dense, early, logs])), dtype=np.float64)
 
 
 #: What the functions taking a run configuration accept.

@@ -25,19 +25,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from reluflow.analysis.measure import invariant_drift_total, measured_regime
-from reluflow.analysis.theory import regime, saddle_escape_time
+from reluflow.analysis.theory import horizon, regime, saddle_escape_time
 from reluflow.engine import checks as v
 from reluflow.runs import sweep as sw
 from reluflow.runs.config import (
-    N_LIN,
     ConfigError,
     ConfigLike,
+    Run,
     RunConfig,
     finite_or_none,
     simulate,
 )
 
-__all__ = ["run_dense", "run_grid"]
+__all__ = ["dense_summary", "run_dense", "run_grid"]
 
 Array = NDArray[np.float64]
 
@@ -45,21 +45,30 @@ def run_dense(config: Mapping[str, Any]) -> dict[str, Any]:
     r"""``run_fn`` for :func:`reluflow.runs.sweep.run`: one exact run on the dense grid, summarised.
 
     :func:`~reluflow.runs.config.simulate` of the configuration with ``grid="dense"``
-    (:math:`\Delta < \pi/2` required), then :meth:`~reluflow.runs.config.Run.summary`
-    plus: ``invariant_drift_total``, ``regime`` (:func:`reluflow.analysis.theory.regime`),
-    ``regime_measured``, ``leader`` and ``leader_both``
-    (:func:`reluflow.analysis.measure.measured_regime`), ``plateau_loss``, ``n_eff_final``,
-    ``horizon`` (end of the linear part of the grid), and ``t_escape_pred_params``:
-    :func:`reluflow.analysis.theory.saddle_escape_time` from the actual initial parameters
-    (main regime, balanced exponential-loss runs in ``d = 2``; else ``None``).
+    (:math:`\Delta < \pi/2` required), then :func:`dense_summary`.
     """
     cfg = RunConfig.from_mapping(config).replace(grid="dense")
     if not cfg.delta < 0.5 * np.pi:
         raise ConfigError(f"delta must lie in (0, pi/2) for a dense grid, got {cfg.delta}")
-    run = simulate(cfg)
-    traj, data, report = run.trajectory, run.data, run.report
+    return dense_summary(simulate(cfg))
+
+
+def dense_summary(run: Run) -> dict[str, Any]:
+    r"""The summary of a densely recorded run (:func:`run_dense`, the explorers' runs).
+
+    :meth:`~reluflow.runs.config.Run.summary` plus: ``invariant_drift_total``, ``regime``
+    (:func:`reluflow.analysis.theory.regime`), ``regime_measured``, ``leader`` and
+    ``leader_both`` (:func:`reluflow.analysis.measure.measured_regime`), ``plateau_loss``,
+    ``n_eff_final``, ``horizon`` (:math:`\min(H, t_{\max})`, the end of the linear part of
+    the dense grid, :math:`H` = :func:`reluflow.analysis.theory.horizon`), and
+    ``t_escape_pred_params``: :func:`reluflow.analysis.theory.saddle_escape_time` from the
+    actual initial parameters (main regime, balanced exponential-loss runs in ``d = 2``;
+    else ``None``).
+    """
+    cfg, traj, data, report = run.config, run.trajectory, run.data, run.report
     out = run.summary()
     label, sign, both = measured_regime(traj, data, report.t_escape)
+    h = horizon(cfg.delta, cfg.p, cfg.kappa, cfg.loss, cfg.kappa_a)
     out.update({
         "invariant_drift_total": invariant_drift_total(traj),
         "regime": regime(data),
@@ -68,7 +77,7 @@ def run_dense(config: Mapping[str, Any]) -> dict[str, Any]:
         "leader_both": finite_or_none(both),
         "plateau_loss": finite_or_none(report.values.get("plateau_loss")),
         "n_eff_final": finite_or_none(report.values.get("n_eff_final")),
-        "horizon": float(traj.t[min(N_LIN, traj.t.size - 1)]),
+        "horizon": float(min(h, cfg.t_max)),
         "t_escape_pred_params": finite_or_none(_escape_prediction(cfg, data)),
     })
     return out
@@ -85,11 +94,14 @@ def _escape_prediction(cfg: RunConfig, data: Any) -> float | None:
 
 
 def run_grid(configs: Sequence[ConfigLike], out: str | os.PathLike[str],
-             workers: int = 2) -> list[dict[str, Any]]:
-    """Run (or read from ``out``) every configuration with :func:`run_dense`.
+             workers: int = 2, *, run_fn: sw.RunFn = run_dense,
+             grid: str = "dense") -> list[dict[str, Any]]:
+    """Run (or read from ``out``) every configuration with ``run_fn`` (default :func:`run_dense`).
 
     A thin wrapper of :func:`reluflow.runs.sweep.run` with a local ``spawn`` process pool of
-    ``workers`` processes (only when something is left to compute).  Returns the records
+    ``workers`` processes (only when something is left to compute).  Every configuration
+    is recorded on the recording ``grid`` (a :data:`~reluflow.runs.config.GRIDS` name,
+    part of its hash); ``run_fn`` must be a module-level function.  Returns the records
     in the order of ``configs``.
 
     Raises
@@ -98,18 +110,18 @@ def run_grid(configs: Sequence[ConfigLike], out: str | os.PathLike[str],
         If a configuration failed (its ``<hash>.error.json`` names the error).
     """
     w = v.int_at_least("workers", workers, 1)
-    todo = [RunConfig.from_mapping(c).replace(grid="dense") for c in configs]
+    todo = [RunConfig.from_mapping(c).replace(grid=grid) for c in configs]
     if not todo:
         raise ValueError("configs must hold at least one configuration")
     try:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out, "results").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"out: cannot create the parent folder of {str(out)!r} "
+        raise ValueError(f"out: cannot create {str(out)!r} "
                          f"({exc.strerror or exc})") from None
     ex: cf.Executor | None = None
     if w == 1:
         ex = _InlineExecutor()
-    res = sw.run(todo, run_fn=run_dense, executor=ex, out=out, workers=w, progress=False)
+    res = sw.run(todo, run_fn=run_fn, executor=ex, out=out, workers=w, progress=False)
     by_hash = {r["hash"]: r for r in res.records}
     recs = [by_hash.get(sw.config_hash(c)) for c in todo]
     bad = [r for r in recs if r is None or r.get("status") != "ok"]
