@@ -1,6 +1,6 @@
 r"""Data sets: the paper's two-point setting and general weighted data.
 
-The book's setting (see ``shared/paper/notes.md``) puts a fraction :math:`p` of the
+The book's two-point setting (chapter "The setting") puts a fraction :math:`p` of the
 samples at :math:`x_+ = e_1` (label +1) and :math:`1-p` at
 :math:`x_- = \cos\Delta\, e_1 + \sin\Delta\, e_2` (label -1), so that
 :math:`\langle x_+, x_-\rangle = \cos\Delta`.  ``n`` samples with ``n_+ = p n`` are
