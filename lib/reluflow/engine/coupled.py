@@ -1,0 +1,315 @@
+r"""The coupled system of one step: propagators for populous states, neurons for the rest.
+
+All neurons interact only through the outputs :math:`f(x_i)` (hence the residuals
+:math:`r_i`).  Given those, a neuron in state :math:`s` obeys the linear system
+:math:`dz/d\tau = (1+t)\,G_s(r)\,z` of :mod:`reluflow.engine.groups`, in
+:math:`\tau = \log(1+t)`.  One step integrates, with one DOP853 solve:
+
+* for every state held by at least ``D + 1`` neurons, its propagator
+  :math:`\Phi_s \in \mathbb R^{(1+D)\times(1+D)}` (:math:`\Phi_s(\tau_0) = I`), closed
+  through the second moment :math:`S_s = \sum_{k\in s} z_k z_k^\top`:
+  :math:`f_s(x_i) = [\Phi_s S_s \Phi_s^\top]_{0,1:}\tilde x_i`;
+* every other neuron directly, :math:`z_k \in \mathbb R^{1+D}`.
+
+A propagator costs :math:`(1+D)^2` numbers however many neurons share it, a direct
+neuron :math:`1+D`: the split keeps the system small both when a few states carry many
+neurons (two points) and when almost every neuron has its own state (general data).
+The error of a step is measured per component relative to the neuron's (or the
+propagator's) own size, in the max norm (:class:`MaxNormDOP853`), so ``rtol`` bounds
+every neuron's local error, not an average.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.integrate import DOP853
+from scipy.special import expit
+
+from reluflow.engine import dense as dp
+from reluflow.engine.groups import HeldCache, fields, lorentz_project, unique_states
+from reluflow.engine.tolerances import Tolerances
+
+__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "integrate_step"]
+
+Array = NDArray[np.float64]
+Status = NDArray[np.int8]
+
+_CHUNK = 8192  # neurons per block in O(m n) passes (bounds temporary memory)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The fixed data of a run, in the data span."""
+
+    Xr: Array  # (n, D)
+    y: Array  # (n,)
+    w: Array  # (n,) weights
+    loss: str
+    tol: Tolerances
+    held: HeldCache
+    xnorm: Array = field(init=False)
+    gram: Array = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "xnorm", np.linalg.norm(self.Xr, axis=1))
+        object.__setattr__(self, "gram", self.Xr @ self.Xr.T)
+
+    @property
+    def D1(self) -> int:
+        return int(self.Xr.shape[1]) + 1
+
+    def residual(self, f: Array) -> Array:
+        r"""Residual weights :math:`r_i = w_i y_i (-\ell')(y_i f_i)` for outputs (..., n)."""
+        z = self.y * f
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = np.exp(-z) if self.loss == "exp" else expit(-z)
+        return self.w * self.y * g
+
+    def outputs(self, Z: Array, status: Status) -> Array:
+        r""":math:`f(x_i) = \sum_k a_k \beta_k^\top\tilde x_i` over neurons active on i."""
+        f = np.zeros(self.Xr.shape[0])
+        for lo in range(0, Z.shape[0], _CHUNK):
+            Zc, Sc = Z[lo : lo + _CHUNK], status[lo : lo + _CHUNK]
+            f += ((Sc == 1) * (Zc[:, 1:] @ self.Xr.T)).T @ Zc[:, 0]
+        return f
+
+
+class MaxNormDOP853(DOP853):  # type: ignore[misc]
+    r"""DOP853 whose error norm is the max over components (not the RMS).
+
+    Per component it is Hairer's combined estimate
+    :math:`h\,e_5^2/\sqrt{e_5^2 + 0.01 e_3^2}`; a non-finite stage rejects the step.
+    After each step :attr:`hlambda` estimates :math:`h\lVert J\rVert` from the last two
+    stages (Hairer's stiffness test).
+    """
+
+    hlambda = 0.0
+
+    def _estimate_error_norm(self, K: Array, h: float, scale: Array) -> float:
+        err5 = np.abs(K.T @ self.E5) / scale
+        err3 = np.abs(K.T @ self.E3) / scale
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            den = np.sqrt(err5 * err5 + 0.01 * err3 * err3)
+            e = np.where(den > 0, err5 * err5 / np.where(den > 0, den, 1.0), 0.0)
+        out = float(abs(h) * np.max(e)) if e.size else 0.0
+        return out if math.isfinite(out) else math.inf
+
+    def _step_impl(self) -> tuple[bool, str | None]:
+        ok, msg = super()._step_impl()
+        if ok:
+            h = self.h_previous
+            y11 = self.y_old + h * (self.K[:11].T @ self.A[11, :11])
+            den = np.linalg.norm(self.y - y11)
+            num = np.linalg.norm(self.K[12] - self.K[11])
+            self.hlambda = float(abs(h) * num / den) if den > 0 else 0.0
+        return ok, msg
+
+
+@dataclass
+class System:
+    """The neurons integrated in one step, split into propagated groups and direct ones."""
+
+    prob: Problem
+    g_status: Status  # (gp, n) states with propagators
+    g_members: list[NDArray[np.int64]]
+    S: Array  # (gp, D1, D1) second moments at the step start
+    d_idx: NDArray[np.int64]  # direct neurons
+    d_status: Status  # (md, n)
+    Zd0: Array  # (md, D1)
+    g_keys: NDArray[Any] = field(init=False)
+    _gh: tuple[NDArray[np.int64], Array] = field(init=False)
+    _dh: tuple[NDArray[np.int64], Array] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.g_keys = state_keys(self.g_status)
+        self._key_order = np.argsort(self.g_keys)
+        self._gh = self.prob.held.projectors(self.g_status)
+        self._dh = self.prob.held.projectors(self.d_status)
+        self.g_active = (self.g_status == 1).astype(np.float64)
+        self.d_active = (self.d_status == 1).astype(np.float64)
+
+    @classmethod
+    def build(cls, prob: Problem, Z: Array, status: Status,
+              alive: NDArray[np.int64]) -> System:
+        """Split the live neurons by state; populous states get a propagator."""
+        states, inv = unique_states(status[alive])
+        counts = np.bincount(inv, minlength=states.shape[0])
+        prop = counts > prob.D1
+        order = np.argsort(inv, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        members = [alive[order[bounds[q] : bounds[q + 1]]] for q in np.flatnonzero(prop)]
+        S = np.stack([Z[mq].T @ Z[mq] for mq in members]) if members else \
+            np.zeros((0, prob.D1, prob.D1))
+        d_idx = alive[~prop[inv]]
+        return cls(prob, states[prop], members, S, d_idx, status[d_idx], Z[d_idx].copy())
+
+    def lookup(self, keys: NDArray[Any]) -> NDArray[np.int64]:
+        """Propagated group of each state key (-1: the state has no propagator)."""
+        q = np.full(keys.size, -1, dtype=np.int64)
+        if self.gp:
+            sk = self.g_keys[self._key_order]
+            pos = np.minimum(np.searchsorted(sk, keys), self.gp - 1)
+            hit = sk[pos] == keys
+            q[hit] = self._key_order[pos[hit]]
+        return q
+
+    @property
+    def gp(self) -> int:
+        return int(self.g_status.shape[0])
+
+    @property
+    def md(self) -> int:
+        return int(self.d_idx.size)
+
+    def y0(self) -> Array:
+        D1 = self.prob.D1
+        return np.concatenate([np.tile(np.eye(D1), (self.gp, 1, 1)).ravel(), self.Zd0.ravel()])
+
+    def atol(self) -> Array:
+        """Absolute tolerances: rtol for propagators, rtol * |z_k| for direct neurons."""
+        rt = self.prob.tol.rtol
+        D1 = self.prob.D1
+        nz = np.linalg.norm(self.Zd0, axis=1)
+        return np.concatenate([np.full(self.gp * D1 * D1, rt), np.repeat(rt * nz, D1)])
+
+    def split(self, yv: Array) -> tuple[Array, Array]:
+        D1 = self.prob.D1
+        k = self.gp * D1 * D1
+        return yv[:k].reshape(self.gp, D1, D1), yv[k:].reshape(self.md, D1)
+
+    def rhs(self, s: float, yv: Array) -> Array:
+        """Right-hand side in tau: (1+t) (G Phi for propagators, G z for neurons)."""
+        Xr = self.prob.Xr
+        Phi, Zd = self.split(yv)
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = np.zeros(Xr.shape[0])
+            if self.gp:
+                wv = np.einsum("gi,gij,gkj->gk", Phi[:, 0, :], self.S, Phi)[:, 1:]
+                f += np.sum(self.g_active * (wv @ Xr.T), axis=0)
+            if self.md:
+                f += (self.d_active * (Zd[:, 1:] @ Xr.T)).T @ Zd[:, 0]
+            r = self.prob.residual(f)
+            out = np.empty_like(yv)
+            dPhi, dZ = self.split(out)
+            if self.gp:
+                V = fields(Xr, self.g_active, r, *self._gh)
+                dPhi[:, 0, :] = np.einsum("gd,gdj->gj", V, Phi[:, 1:, :])
+                dPhi[:, 1:, :] = V[:, :, None] * Phi[:, None, 0, :]
+            if self.md:
+                Vd = fields(Xr, self.d_active, r, *self._dh)
+                dZ[:, 0] = np.einsum("kd,kd->k", Zd[:, 1:], Vd)
+                dZ[:, 1:] = Zd[:, :1] * Vd
+            return math.exp(s) * out
+
+    def direct_fields(self, r: Array) -> Array:
+        """Fields of the direct neurons for residuals ``r`` (n,): (md, D)."""
+        return fields(self.prob.Xr, self.d_active, r, *self._dh)
+
+    def group_fields(self, r: Array) -> Array:
+        """Fields of the propagated states for residuals ``r`` (n,): (gp, D)."""
+        return fields(self.prob.Xr, self.g_active, r, *self._gh)
+
+
+def state_keys(status: Status) -> NDArray[Any]:
+    """One comparable bytes key per row of ``status`` (for lookups of whole states)."""
+    n = status.shape[1]
+    return np.ascontiguousarray((status + 2).astype(np.uint8)).view(f"S{n}")[:, 0]
+
+
+@dataclass
+class DenseStep:
+    r"""One accepted DOP853 step of a :class:`System` and its dense polynomials.
+
+    ``coef`` (8, ny) are the monomial coefficients of the state in
+    :math:`x = (\tau - s_0)/h`.
+    """
+
+    system: System
+    s0: float
+    s1: float
+    coef: Array
+    h_next: float
+    hlambda: float
+    nfev: int
+    _f: Array | None = None
+
+    @property
+    def h(self) -> float:
+        return self.s1 - self.s0
+
+    def x_of(self, s: Array | float) -> Array:
+        return np.asarray((np.asarray(s) - self.s0) / self.h)
+
+    def phi_coef(self) -> Array:
+        """(8, gp, D1, D1) coefficients of the propagators."""
+        D1 = self.system.prob.D1
+        k = self.system.gp * D1 * D1
+        return self.coef[:, :k].reshape(8, self.system.gp, D1, D1)
+
+    def zd_coef(self) -> Array:
+        """(8, md, D1) coefficients of the direct neurons."""
+        D1 = self.system.prob.D1
+        k = self.system.gp * D1 * D1
+        return self.coef[:, k:].reshape(8, self.system.md, D1)
+
+    def phi_at(self, q: NDArray[np.int64], x: Array) -> Array:
+        """Propagator of group ``q[u]`` at ``x[u]``, Lorentz-projected: (N, D1, D1)."""
+        C = self.phi_coef()[:, q]  # (8, N, D1, D1)
+        return lorentz_project(dp.horner(C, x[:, None, None]))
+
+    def f_coef(self) -> Array:
+        """(15, n) coefficients of the outputs f(x_i) implied by the dense output."""
+        if self._f is None:
+            self._f = _output_poly(self)
+        return self._f
+
+    def f_at(self, x: Array) -> Array:
+        """Outputs at points ``x`` (N,): (N, n)."""
+        return dp.horner(self.f_coef()[:, None, :], np.asarray(x)[:, None])
+
+
+def _output_poly(step: DenseStep) -> Array:
+    """Coefficients of f = sum over groups and direct neurons (products of degree-7 parts)."""
+    sysm = step.system
+    Xr = sysm.prob.Xr
+    out = np.zeros((15, Xr.shape[0]))
+    if sysm.gp:
+        C = step.phi_coef()  # (8, g, D1, D1)
+        B = np.einsum("pgi,gij->pgj", C[:, :, 0, :], sysm.S)
+        W = np.zeros((15, sysm.gp, sysm.prob.D1))
+        for i in range(8):
+            W[i : i + 8] += np.einsum("gj,pgkj->pgk", B[i], C)
+        out += np.einsum("pgd,nd,gn->pn", W[:, :, 1:], Xr, sysm.g_active)
+    if sysm.md:
+        Cz = step.zd_coef()
+        for lo in range(0, sysm.md, _CHUNK):
+            sl = slice(lo, lo + _CHUNK)
+            P = (Cz[:, sl, 1:] @ Xr.T) * sysm.d_active[sl]  # (8, k, n)
+            M = np.einsum("ik,jkn->ijn", Cz[:, sl, 0], P)
+            for i in range(8):
+                out[i : i + 8] += M[i]
+    return out
+
+
+def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> DenseStep:
+    """One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``)."""
+    prob = system.prob
+    span = s_end - s0
+    first = min(h, span) if h else None
+    solver = MaxNormDOP853(system.rhs, s0, system.y0(), s_end, rtol=prob.tol.solver_rtol,
+                           atol=system.atol(), first_step=first)
+    while True:
+        msg = solver.step()
+        if solver.status == "failed":
+            raise FloatingPointError(
+                f"gradient_flow: the integrator failed at t = {math.expm1(s0):.6g}: {msg}")
+        if solver.t > s0:
+            break
+    dense = solver.dense_output()
+    return DenseStep(system, s0, float(solver.t), dp.monomial(dense), float(solver.h_abs),
+                     solver.hlambda, int(solver.nfev))
