@@ -53,11 +53,11 @@ class Problem:
     tol: Tolerances
     held: HeldCache
     xnorm: Array = field(init=False)
-    gram: Array = field(init=False)
+    floor: Array = field(init=False)  # rounding level of a field term, per point
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "xnorm", np.linalg.norm(self.Xr, axis=1))
-        object.__setattr__(self, "gram", self.Xr @ self.Xr.T)
+        object.__setattr__(self, "floor", self.tol.rounding_field * self.xnorm)
 
     @property
     def D1(self) -> int:
@@ -91,9 +91,11 @@ class MaxNormDOP853(DOP853):  # type: ignore[misc]
     hlambda = 0.0
 
     def _estimate_error_norm(self, K: Array, h: float, scale: Array) -> float:
-        err5 = np.abs(K.T @ self.E5) / scale
-        err3 = np.abs(K.T @ self.E3) / scale
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            err5 = np.abs(K.T @ self.E5) / scale
+            err3 = np.abs(K.T @ self.E3) / scale
+            if not (np.all(np.isfinite(err5)) and np.all(np.isfinite(err3))):
+                return math.inf  # an overflowing stage: reject, the step shrinks
             den = np.sqrt(err5 * err5 + 0.01 * err3 * err3)
             e = np.where(den > 0, err5 * err5 / np.where(den > 0, den, 1.0), 0.0)
         out = float(abs(h) * np.max(e)) if e.size else 0.0
@@ -121,6 +123,8 @@ class System:
     d_idx: NDArray[np.int64]  # direct neurons
     d_status: Status  # (md, n)
     Zd0: Array  # (md, D1)
+    direct_pos: NDArray[np.int64]  # (m,) index in d_idx, -1 if propagated or not live
+    group_of: NDArray[np.int64]  # (m,) propagated group, -1 if direct or not live
     g_keys: NDArray[Any] = field(init=False)
     _gh: tuple[NDArray[np.int64], Array] = field(init=False)
     _dh: tuple[NDArray[np.int64], Array] = field(init=False)
@@ -146,7 +150,14 @@ class System:
         S = np.stack([Z[mq].T @ Z[mq] for mq in members]) if members else \
             np.zeros((0, prob.D1, prob.D1))
         d_idx = alive[~prop[inv]]
-        return cls(prob, states[prop], members, S, d_idx, status[d_idx], Z[d_idx].copy())
+        m = Z.shape[0]
+        direct_pos = np.full(m, -1, dtype=np.int64)
+        direct_pos[d_idx] = np.arange(d_idx.size)
+        group_of = np.full(m, -1, dtype=np.int64)
+        for q, mq in enumerate(members):
+            group_of[mq] = q
+        return cls(prob, states[prop], members, S, d_idx, status[d_idx], Z[d_idx].copy(),
+                   direct_pos, group_of)
 
     def lookup(self, keys: NDArray[Any]) -> NDArray[np.int64]:
         """Propagated group of each state key (-1: the state has no propagator)."""
@@ -197,22 +208,22 @@ class System:
             out = np.empty_like(yv)
             dPhi, dZ = self.split(out)
             if self.gp:
-                V = fields(Xr, self.g_active, r, *self._gh)
+                V = fields(Xr, self.g_active, r, *self._gh, self.prob.floor)
                 dPhi[:, 0, :] = np.einsum("gd,gdj->gj", V, Phi[:, 1:, :])
                 dPhi[:, 1:, :] = V[:, :, None] * Phi[:, None, 0, :]
             if self.md:
-                Vd = fields(Xr, self.d_active, r, *self._dh)
+                Vd = fields(Xr, self.d_active, r, *self._dh, self.prob.floor)
                 dZ[:, 0] = np.einsum("kd,kd->k", Zd[:, 1:], Vd)
                 dZ[:, 1:] = Zd[:, :1] * Vd
             return math.exp(s) * out
 
     def direct_fields(self, r: Array) -> Array:
         """Fields of the direct neurons for residuals ``r`` (n,): (md, D)."""
-        return fields(self.prob.Xr, self.d_active, r, *self._dh)
+        return fields(self.prob.Xr, self.d_active, r, *self._dh, self.prob.floor)
 
     def group_fields(self, r: Array) -> Array:
         """Fields of the propagated states for residuals ``r`` (n,): (gp, D)."""
-        return fields(self.prob.Xr, self.g_active, r, *self._gh)
+        return fields(self.prob.Xr, self.g_active, r, *self._gh, self.prob.floor)
 
 
 def state_keys(status: Status) -> NDArray[Any]:
@@ -272,6 +283,24 @@ class DenseStep:
         """Outputs at points ``x`` (N,): (N, n)."""
         return dp.horner(self.f_coef()[:, None, :], np.asarray(x)[:, None])
 
+    def frozen_at(self, idx: NDArray[np.int64], Z0: Array, x: float) -> Array:
+        """Where neurons ``idx`` (starting at ``Z0``) are at ``x`` if no event moved them.
+
+        The coupled system moves every neuron in its step-start state all along the step.
+        """
+        sysm = self.system
+        out = np.empty_like(Z0)
+        pos = sysm.direct_pos[idx]
+        d = pos >= 0
+        if d.any():
+            out[d] = dp.horner(self.zd_coef()[:, pos[d]], x)
+        g = ~d
+        if g.any():
+            q = sysm.group_of[idx[g]]
+            Phi = self.phi_at(q, np.full(q.size, x))
+            out[g] = np.einsum("nij,nj->ni", Phi, Z0[g])
+        return out
+
 
 def _output_poly(step: DenseStep) -> Array:
     """Coefficients of f = sum over groups and direct neurons (products of degree-7 parts)."""
@@ -297,19 +326,24 @@ def _output_poly(step: DenseStep) -> Array:
 
 
 def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> DenseStep:
-    """One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``)."""
+    """One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``).
+
+    A step whose dense output is not finite (an extra stage of the interpolant
+    overflowing after a violent step) is taken again four times shorter.
+    """
     prob = system.prob
-    span = s_end - s0
-    first = min(h, span) if h else None
-    solver = MaxNormDOP853(system.rhs, s0, system.y0(), s_end, rtol=prob.tol.solver_rtol,
-                           atol=system.atol(), first_step=first)
-    while True:
-        msg = solver.step()
-        if solver.status == "failed":
-            raise FloatingPointError(
-                f"gradient_flow: the integrator failed at t = {math.expm1(s0):.6g}: {msg}")
-        if solver.t > s0:
-            break
-    dense = solver.dense_output()
-    return DenseStep(system, s0, float(solver.t), dp.monomial(dense), float(solver.h_abs),
-                     solver.hlambda, int(solver.nfev))
+    for _ in range(60):
+        first = min(h, s_end - s0) if h else None
+        solver = MaxNormDOP853(system.rhs, s0, system.y0(), s_end, rtol=prob.tol.solver_rtol,
+                               atol=system.atol(), first_step=first)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            msg = solver.step()
+            if solver.status == "failed":
+                raise FloatingPointError(
+                    f"gradient_flow: the integrator failed at t = {math.expm1(s0):.6g}: {msg}")
+            coef = dp.monomial(solver.dense_output())
+        if np.all(np.isfinite(coef)):
+            return DenseStep(system, s0, float(solver.t), coef, float(solver.h_abs),
+                             solver.hlambda, int(solver.nfev))
+        h = 0.25 * (float(solver.t) - s0)
+    raise FloatingPointError(f"gradient_flow: no finite step at t = {math.expm1(s0):.6g}")

@@ -36,6 +36,7 @@ from reluflow.engine.groups import resolve
 
 __all__ = [
     "CROSS",
+    "Deferral",
     "FLIP",
     "KINDS",
     "RELEASE",
@@ -142,10 +143,10 @@ class EventBatch:
     def deferral_error(self, s: float, scale: float) -> float:
         r"""Bound on the relative error of deferring each event's :math:`\dot f` jump to ``s``.
 
-        :math:`\text{scale}\sum_e m_e (s - \tau_e)^2 / 2` over events before ``s``, with
-        :math:`m_e` the jump of :math:`df/d\tau` and scale the sensitivity
-        :math:`(1+t)\sum_i |\partial r_i/\partial f_i|\,\lVert\tilde x_i\rVert` of a
-        neuron's relative velocity to the outputs.
+        :math:`\text{scale}\sum_e w_e (s - \tau_e)^2 / 2` over events before ``s``, with
+        :math:`w_e = \sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_{e,i}|` (see :func:`process`)
+        and scale :math:`= 1 + t` at ``s``: the largest change of any neuron's relative
+        velocity, integrated twice over the time the jump is deferred.
         """
         if not self.tau:
             return 0.0
@@ -166,6 +167,48 @@ class EventBatch:
                 hi = mid
             else:
                 lo = mid
+        return max(lo, s0)
+
+
+@dataclass(frozen=True)
+class Deferral:
+    r"""Error of deferring the events of a step to its end, per neuron with events.
+
+    Neuron k's deferred output change :math:`\delta f_k` grows from its first event
+    :math:`\tau_k` as :math:`w_k d + K_k d^2` (:math:`d = s - \tau_k`, weighted by
+    :math:`|r_i|\,\lVert\tilde x_i\rVert` and summed over points), :math:`w_k` from the
+    first jump and :math:`K_k` from the exact value :math:`w^{end}_k` at the step end.
+    Every neuron's relative velocity changes by at most :math:`(1+t)` times that, so the
+    error of a step ending at ``s`` is :math:`(1+t)\sum_k (w_k d^2/2 + K_k d^3/3)`.
+    """
+
+    tau: Array
+    w1: Array
+    wend: Array
+    s_end: float
+
+    @classmethod
+    def empty(cls) -> Deferral:
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0), 0.0)
+
+    def error(self, s: float) -> float:
+        if self.tau.size == 0:
+            return 0.0
+        d_end = np.maximum(self.s_end - self.tau, 1e-300)
+        K = np.maximum(self.wend - self.w1 * d_end, 0.0) / d_end**2
+        d = np.clip(s - self.tau, 0.0, None)
+        return float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + K * d**3 / 3))
+
+    def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
+        """None if the step fits ``budget``, else the latest time where it does."""
+        if self.error(s_end) <= budget:
+            return None
+        lo, hi = float(self.tau.min()), s_end
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            lo, hi = (lo, mid) if self.error(mid) > budget else (mid, hi)
         return max(lo, s0)
 
 
@@ -478,18 +521,24 @@ def _project_held(prob: Problem, z: Array, status: Status) -> Array:
 
 
 def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Array) -> Array:
-    r"""Largest jump of the neurons' contributions to :math:`df_j/d\tau` at their events.
+    r"""Weights :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|` of the events' jumps.
 
     A neuron's contribution to :math:`f_j` is :math:`a\,\beta^\top\tilde x_j` while active
     on j; its :math:`\tau`-derivative is
-    :math:`(1+t)\big((\beta^\top v)(\beta^\top\tilde x_j) + a^2 v^\top\tilde x_j\big)`.
+    :math:`(1+t)\big((\beta^\top v)(\beta^\top\tilde x_j) + a^2 v^\top\tilde x_j\big)`, and
+    :math:`J_j` is its jump at the event.  Deferring it to the step end leaves
+    :math:`\delta f_i = J_i (s - \tau_e)`, which changes every neuron's relative velocity
+    by at most :math:`(1+t)\sum_i |\partial r_i/\partial f_i|\,\lVert\tilde x_i\rVert\,
+    |\delta f_i|` with :math:`|\partial r_i/\partial f_i| \le |r_i|` for both losses: the
+    weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.
     """
     Xr = prob.Xr
     out = []
     pre = z[:, 1:] @ Xr.T
     for st in (old, new):
         act = (st == 1).astype(np.float64)
-        v = neuron_fields(Xr, act, r, *prob.held.projectors(st))
+        v = neuron_fields(Xr, act, r, *prob.held.projectors(st), prob.floor)
         adot = np.einsum("nd,nd->n", z[:, 1:], v)
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
-    return np.asarray(np.abs(out[1] - out[0]).max(axis=1) * np.exp(tau))
+    J = np.abs(out[1] - out[0]) * np.exp(tau)[:, None]
+    return np.asarray((J * np.abs(r)) @ prob.xnorm)

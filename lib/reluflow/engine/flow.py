@@ -291,14 +291,13 @@ class _Run:
                 0.0, -self.prob.y * f)))
 
     def _stationary(self) -> bool:
-        """Every live neuron's field at the rounding level of its terms (exactly 0 too)."""
+        """Every live neuron's field at the rounding level of its terms (hence zero)."""
         prob, nrn = self.prob, self.nrn
         st = nrn.status[nrn.alive]
         r = prob.residual(prob.outputs(nrn.Z, nrn.status))
         act = (st == 1).astype(np.float64)
-        vnorm = np.linalg.norm(fields(prob.Xr, act, r, *prob.held.projectors(st)), axis=1)
-        floor = prob.tol.rounding_field * (act @ (np.abs(r) * prob.xnorm))
-        return bool(np.all(vnorm <= floor))
+        v = fields(prob.Xr, act, r, *prob.held.projectors(st), prob.floor)
+        return not bool(np.any(v))
 
     def finish(self, record_events: bool) -> Trajectory:
         events = np.zeros(0, dtype=EVENT_DTYPE)

@@ -128,15 +128,23 @@ class HeldCache:
 
 
 def fields(Xr: Array, active: Array, r: Array, held_rows: NDArray[np.int64],
-           held_proj: Array) -> Array:
+           held_proj: Array, floor: Array | None = None) -> Array:
     r"""Fields :math:`v = P_K \sum_{i \text{ active}} r_i\tilde x_i` of N neurons, (N, D).
 
     ``active`` (N, n) 0/1, ``r`` (n,) or (N, n); ``held_rows`` and ``held_proj``
-    (from :meth:`HeldCache.projectors`) project the rows with held points.
+    (from :meth:`HeldCache.projectors`) project the rows with held points.  With
+    ``floor`` (n,), a field no larger than :math:`\sum_i |r_i|\,\text{floor}_i` over the
+    active points (the rounding level of its terms) is exactly zero: a neuron at a
+    stationary point, or whose active points lie in the span of its held ones, does not
+    drift by rounding multiplied by :math:`1 + t`.
     """
-    v = (active * r) @ Xr
+    Ar = active * r
+    v = Ar @ Xr
     if held_rows.size:
         v[held_rows] = np.einsum("nde,ne->nd", held_proj, v[held_rows])
+    if floor is not None:
+        small = np.einsum("nd,nd->n", v, v) <= (np.abs(Ar) @ floor) ** 2
+        v[small] = 0.0
     return v
 
 

@@ -40,6 +40,7 @@ from reluflow.engine.coupled import (
 )
 from reluflow.engine.events import (
     RELEASE,
+    Deferral,
     EventBatch,
     Located,
     Segments,
@@ -95,6 +96,9 @@ class _Passes:
     located: int = 0
     cut_at: float | None = None
     s_end: float = 0.0
+    first_idx: Index = field(default_factory=lambda: np.zeros(0, np.int64))
+    first_tau: Array = field(default_factory=lambda: np.zeros(0))
+    first_w: Array = field(default_factory=lambda: np.zeros(0))
 
     def add(self, idx: Index, z: Array, status: Status) -> None:
         self.idx.append(idx)
@@ -113,32 +117,50 @@ def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
         res = run_passes(step, first, s_end)
         cut = res.cut_at
         if cut is None:
-            cut = _deferral_cut(step, res.batch, res.s_end)
+            cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch)
         if cut is None or not cut < res.s_end:
             break
         s_end = cut
-    s_end = res.s_end
-    commit(step, nrn, res, s_end)
-    return StepResult(s_end, step.h_next, s_end < step.s1, res.batch, res.located,
+    commit(step, nrn, res, res.s_end)
+    return StepResult(res.s_end, step.h_next, res.s_end < step.s1, res.batch, res.located,
                       step.hlambda, step.nfev)
 
 
-def _deferral_cut(step: DenseStep, batch: EventBatch, s_end: float) -> float | None:
-    """Where the step must end for the deferred events to fit their budget (None: s_end)."""
+def deferral(step: DenseStep, nrn: Neurons, res: _Passes) -> Deferral:
+    r"""The deferred-event error model of a step attempt ending at ``res.s_end``.
+
+    For every neuron with events, :math:`\delta f_k(s)` = its contribution to the outputs
+    along its true path minus along the path the coupled system gave it (its step-start
+    state all along), computed exactly at the step end from both polynomials; its growth
+    from the first event is modelled by the first jump (linear part) and that end value
+    (quadratic part: a sliding release changes only the second derivative).
+    """
+    prob = step.system.prob
+    if not res.idx:
+        return Deferral.empty()
+    idx = np.concatenate(res.idx)
+    z_true = np.concatenate(res.z)
+    st_true = np.concatenate(res.status)
+    x_end = float(step.x_of(res.s_end))
+    z_fr = step.frozen_at(idx, nrn.Z[idx], x_end)
+    c_true = (st_true == 1) * z_true[:, :1] * (z_true[:, 1:] @ prob.Xr.T)
+    c_fr = (nrn.status[idx] == 1) * z_fr[:, :1] * (z_fr[:, 1:] @ prob.Xr.T)
+    r = np.abs(prob.residual(step.f_at(np.array([0.0, x_end])))).max(axis=0)
+    wend = np.abs(c_true - c_fr) @ (r * prob.xnorm)
+    order = np.argsort(res.first_idx)
+    pos = order[np.searchsorted(res.first_idx[order], idx)]
+    return Deferral(res.first_tau[pos], res.first_w[pos], wend, res.s_end)
+
+
+def _first_cut(step: DenseStep, batch: EventBatch, s_end: float) -> float | None:
+    """Cut from the first events' jumps alone (a lower bound of the step's deferral error)."""
     if not batch.size:
         return None
     budget = step.system.prob.tol.batch
-    scale = _sensitivity(step, s_end)
+    scale = math.exp(s_end)
     if batch.deferral_error(s_end, scale) <= budget:
         return None
     return batch.cut_time(step.s0, s_end, scale, budget)
-
-
-def _sensitivity(step: DenseStep, s_end: float) -> float:
-    r""":math:`(1+t)\sum_i \max|r_i|\,\lVert\tilde x_i\rVert` over the step (see EventBatch)."""
-    prob = step.system.prob
-    r = np.abs(prob.residual(step.f_at(np.array([0.0, step.x_of(s_end)]))))
-    return float(math.exp(s_end) * (r.max(axis=0) @ prob.xnorm))
 
 
 # ------------------------------------------------------------------ first events
@@ -290,12 +312,14 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
         new, z, fresh = process(step, loc, out.batch)
         if first_pass:
             first_pass = False
-            cut = _deferral_cut(step, out.batch, out.s_end)
+            cut = _first_cut(step, out.batch, out.s_end)
             if cut is not None and cut < out.s_end:
                 out.s_end = cut
                 keep = in_step(loc.tau, step.s0, cut)
                 out.batch.keep(step.s0, cut)
                 loc, new, z, fresh = loc.take(keep), new[keep], z[keep], fresh[keep]
+            out.first_idx, out.first_tau = loc.idx, loc.tau
+            out.first_w = out.batch.mag[-1] if out.batch.mag else np.zeros(0)
         out.located += loc.idx.size
         count = loc.count + 1
         over = count >= prob.tol.max_passes
@@ -403,7 +427,7 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
         tau = s + sig * L
         with np.errstate(over="ignore", invalid="ignore"):
             r = prob.residual(step.f_at(step.x_of(tau)))
-            v = fields(prob.Xr, act, r, hr, hp)
+            v = fields(prob.Xr, act, r, hr, hp, prob.floor)
             dz = np.empty_like(Z)
             dz[:, 0] = np.einsum("kd,kd->k", Z[:, 1:], v)
             dz[:, 1:] = Z[:, :1] * v
@@ -418,10 +442,14 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
                            atol=atol, first_step=1.0)
     rows, lo, hi, coefs = [], [], [], []
     while solver.status == "running":
-        msg = solver.step()
-        if solver.status == "failed":
-            raise FloatingPointError(f"gradient_flow: catch-up solve failed: {msg}")
-        c = dp.monomial(solver.dense_output()).reshape(8, N, D1)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            msg = solver.step()
+            if solver.status == "failed":
+                raise FloatingPointError(f"gradient_flow: catch-up solve failed: {msg}")
+            c = dp.monomial(solver.dense_output()).reshape(8, N, D1)
+        if not np.all(np.isfinite(c)):
+            raise FloatingPointError("gradient_flow: catch-up solve overflowed at t = "
+                                     f"{math.expm1(float(s.min())):.6g}")
         rows.append(np.arange(N))
         lo.append(s + solver.t_old * L)
         hi.append(s + solver.t * L)
