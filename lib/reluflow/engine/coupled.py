@@ -79,7 +79,7 @@ class Problem:
         return f
 
 
-class MaxNormDOP853(DOP853):  # type: ignore[misc]
+class MaxNormDOP853(DOP853):
     r"""DOP853 whose error norm is the max over components (not the RMS).
 
     Per component it is Hairer's combined estimate
@@ -247,6 +247,7 @@ class DenseStep:
     h_next: float
     hlambda: float
     nfev: int
+    dense: Any = None  # scipy's own DenseOutput of the step (the reference for coef)
     _f: Array | None = None
 
     @property
@@ -341,9 +342,10 @@ def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> 
             if solver.status == "failed":
                 raise FloatingPointError(
                     f"gradient_flow: the integrator failed at t = {math.expm1(s0):.6g}: {msg}")
-            coef = dp.monomial(solver.dense_output())
+            dense = solver.dense_output()
+            coef = dp.monomial(dense)
         if np.all(np.isfinite(coef)):
             return DenseStep(system, s0, float(solver.t), coef, float(solver.h_abs),
-                             solver.hlambda, int(solver.nfev))
+                             solver.hlambda, int(solver.nfev), dense)
         h = 0.25 * (float(solver.t) - s0)
     raise FloatingPointError(f"gradient_flow: no finite step at t = {math.expm1(s0):.6g}")

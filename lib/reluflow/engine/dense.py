@@ -62,7 +62,7 @@ def _monomial_map() -> Array:
     for j in range(DEGREE + 1):
         e = np.zeros(DEGREE + 1)
         e[j] = 1.0
-        acc = np.zeros(1)
+        acc: NDArray[np.floating[Any]] = np.zeros(1)
         for i, f in enumerate(e[:0:-1]):  # F6, F5, ..., F0 as in Dop853DenseOutput
             acc = npoly.polyadd(acc, [f])
             acc = npoly.polymul(acc, [0.0, 1.0] if i % 2 == 0 else [1.0, -1.0])

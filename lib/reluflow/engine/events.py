@@ -36,15 +36,15 @@ from reluflow.engine.groups import resolve
 
 __all__ = [
     "CROSS",
-    "Deferral",
     "FLIP",
     "KINDS",
     "RELEASE",
+    "Deferral",
     "EventBatch",
-    "in_step",
     "Found",
     "Located",
     "Segments",
+    "in_step",
     "locate",
     "process",
     "release_times",

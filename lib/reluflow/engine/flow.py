@@ -234,7 +234,8 @@ class _Run:
             stiff = stiff + 1 if res.hlambda > self.prob.tol.stiff_hlambda else 0
             if stiff >= self.prob.tol.stiff_steps and self._too_stiff(s, h) and \
                     self._stiff_stop(s, h):
-                while self.stop["reason"] == "stationary" and self.j < T:
+                while self.stop is not None and self.stop["reason"] == "stationary" and \
+                        self.j < T:
                     self.record()
                 return
             if s >= s_target:

@@ -1,4 +1,4 @@
-r"""Activation states: the linear fields they define, sliding, and how a neuron on a boundary goes on.
+r"""Activation states: their linear fields, sliding, and how a neuron on boundaries goes on.
 
 Work in the data span: :math:`\tilde x_i = Q^\top x_i \in \mathbb R^D` with :math:`Q` an
 orthonormal basis of :math:`\operatorname{span}\{x_i\}`, and the neuron
@@ -45,8 +45,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
-    "HeldGeometry",
     "HeldCache",
+    "HeldGeometry",
     "State",
     "correct_invariant",
     "fields",
@@ -112,8 +112,8 @@ class HeldCache:
         N = Vt[rank:].T  # (D, D - rank) orthonormal complement
         proj = N @ N.T if N.shape[1] else np.zeros((D, D))
         labels = np.unique(self.y[idx])
-        return HeldGeometry(idx, proj, np.linalg.pinv(XK).T, float(labels[0])
-                            if labels.size == 1 else 0.0)
+        pinv_rows = np.asarray(np.linalg.pinv(XK).T, dtype=np.float64)
+        return HeldGeometry(idx, proj, pinv_rows, float(labels[0]) if labels.size == 1 else 0.0)
 
     def projectors(self, status: Status) -> tuple[NDArray[np.int64], Array]:
         """Rows of ``status`` with a held point and their projectors (h, D, D)."""

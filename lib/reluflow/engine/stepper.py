@@ -202,7 +202,8 @@ def first_events(step: DenseStep, nrn: Neurons) -> Located:
     N = int(sum(i.size for i in idx))
     seg = Segments(np.arange(N), np.full(N, step.s0), np.full(N, step.s1),
                    np.concatenate(coef, axis=1))
-    releases = tuple(np.concatenate([r[j] for r in rel]) for j in range(3))
+    releases = (np.concatenate([r[0] for r in rel]), np.concatenate([r[1] for r in rel]),
+                np.concatenate([r[2] for r in rel]))
     loc = _located(step, np.concatenate(idx), np.concatenate(st), seg, releases)
     return loc.take(np.isfinite(loc.tau))
 
@@ -369,9 +370,7 @@ def motion_segments(step: DenseStep, status: Status, s: Array, z: Array,
                     s_end: float) -> Segments:
     """Motion of neurons from ``s`` to ``s_end`` in ``status``: propagator or catch-up."""
     sysm = step.system
-    prob = sysm.prob
-    N, D1 = z.shape
-    q = np.full(N, -1, dtype=np.int64)
+    q = np.full(z.shape[0], -1, dtype=np.int64)
     if sysm.gp:
         keys = state_keys(status)
         q = sysm.lookup(keys)
