@@ -44,16 +44,19 @@ def test_held_projector_is_exactly_zero_on_a_full_rank_held_set() -> None:
     geo = cache.get(np.array([True, True, True, False]))
     assert np.array_equal(geo.proj, np.zeros((3, 3)))
     st = np.array([[0, 0, 0, 1]], dtype=np.int8)
-    rows, P = cache.projectors(st)
-    v = fields(Xr, (st == 1).astype(float), rng.random(4), rows, P)
+    v = fields(Xr, (st == 1).astype(float), rng.random(4), cache.rows(st))
     assert np.array_equal(v, np.zeros((1, 3)))
 
 
 def test_held_projector_is_the_orthogonal_projector_of_the_complement() -> None:
     rng = np.random.default_rng(2)
     Xr = rng.standard_normal((5, 4))
-    geo = HeldCache(Xr, np.ones(5)).get(np.array([True, False, True, False, False]))
+    cache = HeldCache(Xr, np.ones(5))
+    geo = cache.get(np.array([True, False, True, False, False]))
     P = geo.proj
+    st = np.array([[0, 1, 0, -1, 1], [1, 1, -1, -1, 1]], dtype=np.int8)
+    V = rng.standard_normal((2, 4))
+    assert np.allclose(cache.rows(st).project(V), np.vstack([P @ V[0], V[1]]), atol=1e-15)
     assert np.allclose(P @ P, P, atol=1e-14) and np.allclose(P, P.T, atol=1e-15)
     assert np.allclose(P @ Xr[[0, 2]].T, 0.0, atol=1e-14)
     assert np.linalg.matrix_rank(P) == 2
@@ -63,11 +66,11 @@ def test_field_at_the_rounding_level_of_its_terms_is_zero() -> None:
     """Two copies of a point with opposite residuals: the field cancels to exactly zero."""
     Xr = np.array([[0.3, 0.4], [0.3, 0.4]])
     r = np.array([0.7, -0.7 * (1 + 2 * EPS)])
-    v = fields(Xr, np.ones((1, 2)), r, np.zeros(0, np.int64), np.zeros((0, 2, 2)),
-               64 * EPS * np.linalg.norm(Xr, axis=1))
+    none = HeldCache(Xr, np.ones(2)).rows(np.ones((1, 2), dtype=np.int8))
+    v = fields(Xr, np.ones((1, 2)), r, none, 64 * EPS * np.linalg.norm(Xr, axis=1))
     assert np.array_equal(v, np.zeros((1, 2)))
-    v2 = fields(Xr, np.ones((1, 2)), np.array([0.7, -0.6]), np.zeros(0, np.int64),
-                np.zeros((0, 2, 2)), 64 * EPS * np.linalg.norm(Xr, axis=1))
+    v2 = fields(Xr, np.ones((1, 2)), np.array([0.7, -0.6]), none,
+                64 * EPS * np.linalg.norm(Xr, axis=1))
     assert np.allclose(v2, 0.1 * Xr[0])
 
 

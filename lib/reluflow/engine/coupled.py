@@ -31,7 +31,7 @@ from scipy.integrate import DOP853
 from scipy.special import expit
 
 from reluflow.engine import dense as dp
-from reluflow.engine.groups import HeldCache, fields, lorentz_project, unique_states
+from reluflow.engine.groups import HeldCache, HeldRows, fields, lorentz_project, unique_states
 from reluflow.engine.tolerances import Tolerances
 
 __all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "integrate_step"]
@@ -126,14 +126,14 @@ class System:
     direct_pos: NDArray[np.int64]  # (m,) index in d_idx, -1 if propagated or not live
     group_of: NDArray[np.int64]  # (m,) propagated group, -1 if direct or not live
     g_keys: NDArray[Any] = field(init=False)
-    _gh: tuple[NDArray[np.int64], Array] = field(init=False)
-    _dh: tuple[NDArray[np.int64], Array] = field(init=False)
+    _gh: HeldRows = field(init=False)
+    _dh: HeldRows = field(init=False)
 
     def __post_init__(self) -> None:
         self.g_keys = state_keys(self.g_status)
         self._key_order = np.argsort(self.g_keys)
-        self._gh = self.prob.held.projectors(self.g_status)
-        self._dh = self.prob.held.projectors(self.d_status)
+        self._gh = self.prob.held.rows(self.g_status)
+        self._dh = self.prob.held.rows(self.d_status)
         self.g_active = (self.g_status == 1).astype(np.float64)
         self.d_active = (self.d_status == 1).astype(np.float64)
 
@@ -208,22 +208,22 @@ class System:
             out = np.empty_like(yv)
             dPhi, dZ = self.split(out)
             if self.gp:
-                V = fields(Xr, self.g_active, r, *self._gh, self.prob.floor)
+                V = fields(Xr, self.g_active, r, self._gh, self.prob.floor)
                 dPhi[:, 0, :] = np.einsum("gd,gdj->gj", V, Phi[:, 1:, :])
                 dPhi[:, 1:, :] = V[:, :, None] * Phi[:, None, 0, :]
             if self.md:
-                Vd = fields(Xr, self.d_active, r, *self._dh, self.prob.floor)
+                Vd = fields(Xr, self.d_active, r, self._dh, self.prob.floor)
                 dZ[:, 0] = np.einsum("kd,kd->k", Zd[:, 1:], Vd)
                 dZ[:, 1:] = Zd[:, :1] * Vd
             return math.exp(s) * out
 
     def direct_fields(self, r: Array) -> Array:
         """Fields of the direct neurons for residuals ``r`` (n,): (md, D)."""
-        return fields(self.prob.Xr, self.d_active, r, *self._dh, self.prob.floor)
+        return fields(self.prob.Xr, self.d_active, r, self._dh, self.prob.floor)
 
     def group_fields(self, r: Array) -> Array:
         """Fields of the propagated states for residuals ``r`` (n,): (gp, D)."""
-        return fields(self.prob.Xr, self.g_active, r, *self._gh, self.prob.floor)
+        return fields(self.prob.Xr, self.g_active, r, self._gh, self.prob.floor)
 
 
 def state_keys(status: Status) -> NDArray[Any]:

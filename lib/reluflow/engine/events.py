@@ -513,10 +513,10 @@ def _record(batch: EventBatch, loc: Located, new: Status, E: Index,
 
 def _project_held(prob: Problem, z: Array, status: Status) -> Array:
     """Put held neurons exactly on their boundaries."""
-    rows, P = prob.held.projectors(status)
-    if rows.size:
+    held = prob.held.rows(status)
+    if held.rows.size:
         z = z.copy()
-        z[rows, 1:] = np.einsum("nde,ne->nd", P, z[rows, 1:])
+        z[:, 1:] = held.project(z[:, 1:])
     return z
 
 
@@ -537,7 +537,7 @@ def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Arra
     pre = z[:, 1:] @ Xr.T
     for st in (old, new):
         act = (st == 1).astype(np.float64)
-        v = neuron_fields(Xr, act, r, *prob.held.projectors(st), prob.floor)
+        v = neuron_fields(Xr, act, r, prob.held.rows(st), prob.floor)
         adot = np.einsum("nd,nd->n", z[:, 1:], v)
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
     J = np.abs(out[1] - out[0]) * np.exp(tau)[:, None]

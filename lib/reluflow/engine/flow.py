@@ -297,7 +297,7 @@ class _Run:
         st = nrn.status[nrn.alive]
         r = prob.residual(prob.outputs(nrn.Z, nrn.status))
         act = (st == 1).astype(np.float64)
-        v = fields(prob.Xr, act, r, *prob.held.projectors(st), prob.floor)
+        v = fields(prob.Xr, act, r, prob.held.rows(st), prob.floor)
         return not bool(np.any(v))
 
     def finish(self, record_events: bool) -> Trajectory:
@@ -340,8 +340,8 @@ def _classify_start(prob: Problem, nrn: Neurons, pre: Array, params: Params,
                     np.broadcast_to(r0, (born.size, r0.size)))
     vr, vc = np.nonzero(valid)
     nrn.status[born[vr], E[vr, vc]] = new_e[vr, vc]
-    rows, P = prob.held.projectors(nrn.status[born])
-    if rows.size:  # held from the start: exactly on their boundaries
-        k = born[rows]
-        nrn.Z[k, 1:] = np.einsum("nde,ne->nd", P, nrn.Z[k, 1:])
+    held = prob.held.rows(nrn.status[born])
+    if held.rows.size:  # held from the start: exactly on their boundaries
+        k = born[held.rows]
+        nrn.Z[born, 1:] = held.project(nrn.Z[born, 1:])
         nrn.Z[k] = correct_invariant(nrn.Z[k], nrn.c[k])

@@ -80,12 +80,41 @@ def is_dead(status: Status) -> NDArray[np.bool_]:
 
 @dataclass(frozen=True)
 class HeldGeometry:
-    """What a held set :math:`K` fixes: the complement projector and the sliding map."""
+    """What a held set :math:`K` fixes: the span of its points and the sliding map."""
 
     idx: NDArray[np.int64]  # (h,) held points
-    proj: Array  # (D, D) projector P_K onto the complement of span{x_j : j in K}
+    basis: Array  # (D, rank) orthonormal basis of span{x_j : j in K}
+    full: bool  # the held points span the data space: the projector P_K is zero
     pinv_rows: Array  # (h, D): mu = -pinv_rows @ v_A,  lambda = mu / r_K
     label: float  # common label of the held points (0.0 if they disagree: never holds)
+
+    @property
+    def proj(self) -> Array:
+        """:math:`P_K = I - U U^\top` (exactly zero when the held points span the space)."""
+        D = self.basis.shape[0]
+        if self.full:
+            return np.zeros((D, D))
+        return np.eye(D) - self.basis @ self.basis.T
+
+
+@dataclass(frozen=True)
+class HeldRows:
+    """The rows of a batch of neurons that hold points, with their held-span bases."""
+
+    rows: NDArray[np.int64]  # (N_h,)
+    U: Array  # (N_h, D, h) bases, zero-padded to the largest rank
+    full: NDArray[np.bool_]  # (N_h,) projector exactly zero
+
+    def project(self, V: Array) -> Array:
+        r"""``V`` (N, D) with the held rows replaced by :math:`P_K v = v - U U^\top v`."""
+        if self.rows.size == 0:
+            return V
+        W = V[self.rows]
+        W = W - np.einsum("ndh,nh->nd", self.U, np.einsum("ndh,nd->nh", self.U, W))
+        W[self.full] = 0.0
+        out = V.copy()
+        out[self.rows] = W
+        return out
 
 
 @dataclass
@@ -107,41 +136,44 @@ class HeldCache:
     def _build(self, idx: NDArray[np.int64]) -> HeldGeometry:
         D = self.Xr.shape[1]
         XK = self.Xr[idx]
-        _U, sv, Vt = np.linalg.svd(XK, full_matrices=True)
+        _U, sv, Vt = np.linalg.svd(XK, full_matrices=False)
         rank = int(np.sum(sv > sv[0] * _RANK_RTOL)) if sv.size else 0
-        N = Vt[rank:].T  # (D, D - rank) orthonormal complement
-        proj = N @ N.T if N.shape[1] else np.zeros((D, D))
         labels = np.unique(self.y[idx])
         pinv_rows = np.asarray(np.linalg.pinv(XK).T, dtype=np.float64)
-        return HeldGeometry(idx, proj, pinv_rows, float(labels[0]) if labels.size == 1 else 0.0)
+        return HeldGeometry(idx, np.ascontiguousarray(Vt[:rank].T), rank >= D, pinv_rows,
+                            float(labels[0]) if labels.size == 1 else 0.0)
 
-    def projectors(self, status: Status) -> tuple[NDArray[np.int64], Array]:
-        """Rows of ``status`` with a held point and their projectors (h, D, D)."""
+    def rows(self, status: Status) -> HeldRows:
+        """The rows of ``status`` that hold a point, with their geometry."""
         held = status == 0
         rows = np.flatnonzero(held.any(axis=1))
-        P = np.empty((rows.size, self.Xr.shape[1], self.Xr.shape[1]))
-        if rows.size:
-            uniq, inv = unique_states(np.ascontiguousarray(held[rows]).astype(np.int8))
-            for q, hm in enumerate(uniq):
-                P[inv == q] = self.get(hm.astype(bool)).proj
-        return rows, P
+        D = self.Xr.shape[1]
+        if rows.size == 0:
+            return HeldRows(rows, np.zeros((0, D, 0)), np.zeros(0, dtype=bool))
+        uniq, inv = unique_states(np.ascontiguousarray(held[rows]).astype(np.int8))
+        geos = [self.get(hm.astype(bool)) for hm in uniq]
+        h = max(g.basis.shape[1] for g in geos)
+        U = np.zeros((rows.size, D, h))
+        full = np.zeros(rows.size, dtype=bool)
+        for q, g in enumerate(geos):
+            sel = inv == q
+            U[sel, :, : g.basis.shape[1]] = g.basis
+            full[sel] = g.full
+        return HeldRows(rows, U, full)
 
 
-def fields(Xr: Array, active: Array, r: Array, held_rows: NDArray[np.int64],
-           held_proj: Array, floor: Array | None = None) -> Array:
+def fields(Xr: Array, active: Array, r: Array, held: HeldRows,
+           floor: Array | None = None) -> Array:
     r"""Fields :math:`v = P_K \sum_{i \text{ active}} r_i\tilde x_i` of N neurons, (N, D).
 
-    ``active`` (N, n) 0/1, ``r`` (n,) or (N, n); ``held_rows`` and ``held_proj``
-    (from :meth:`HeldCache.projectors`) project the rows with held points.  With
-    ``floor`` (n,), a field no larger than :math:`\sum_i |r_i|\,\text{floor}_i` over the
-    active points (the rounding level of its terms) is exactly zero: a neuron at a
-    stationary point, or whose active points lie in the span of its held ones, does not
-    drift by rounding multiplied by :math:`1 + t`.
+    ``active`` (N, n) 0/1, ``r`` (n,) or (N, n); ``held`` (from :meth:`HeldCache.rows`)
+    projects the rows with held points.  With ``floor`` (n,), a field no larger than
+    :math:`\sum_i |r_i|\,\text{floor}_i` over the active points (the rounding level of its
+    terms) is exactly zero: a neuron at a stationary point does not drift by rounding
+    multiplied by :math:`1 + t`.
     """
     Ar = active * r
-    v = Ar @ Xr
-    if held_rows.size:
-        v[held_rows] = np.einsum("nde,ne->nd", held_proj, v[held_rows])
+    v = held.project(Ar @ Xr)
     if floor is not None:
         small = np.einsum("nd,nd->n", v, v) <= (np.abs(Ar) @ floor) ** 2
         v[small] = 0.0

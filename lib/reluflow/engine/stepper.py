@@ -419,14 +419,14 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
     N, D1 = z.shape
     L = s_end - s
     act = (status == 1).astype(np.float64)
-    hr, hp = prob.held.projectors(status)
+    held = prob.held.rows(status)
 
     def rhs(sig: float, yv: Array) -> Array:
         Z = yv.reshape(N, D1)
         tau = s + sig * L
         with np.errstate(over="ignore", invalid="ignore"):
             r = prob.residual(step.f_at(step.x_of(tau)))
-            v = fields(prob.Xr, act, r, hr, hp, prob.floor)
+            v = fields(prob.Xr, act, r, held, prob.floor)
             dz = np.empty_like(Z)
             dz[:, 0] = np.einsum("kd,kd->k", Z[:, 1:], v)
             dz[:, 1:] = Z[:, :1] * v
@@ -479,9 +479,8 @@ def commit(step: DenseStep, nrn: Neurons, res: _Passes, s_end: float) -> None:
         nrn.Z[f_idx] = np.concatenate(res.z)
         nrn.status[f_idx] = np.concatenate(res.status)
     moved = nrn.alive
-    rows, P = prob.held.projectors(nrn.status[moved])
-    if rows.size:
-        hid = moved[rows]
-        nrn.Z[hid, 1:] = np.einsum("nde,ne->nd", P, nrn.Z[hid, 1:])
+    held = prob.held.rows(nrn.status[moved])
+    if held.rows.size:
+        nrn.Z[moved, 1:] = held.project(nrn.Z[moved, 1:])
     nrn.Z[moved] = correct_invariant(nrn.Z[moved], nrn.c[moved])
     nrn.drop_dead()
