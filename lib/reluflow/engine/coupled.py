@@ -84,7 +84,7 @@ class MaxNormDOP853(DOP853):
 
     Per component it is Hairer's combined estimate
     :math:`h\,e_5^2/\sqrt{e_5^2 + 0.01 e_3^2}`; a non-finite stage rejects the step.
-    After each step :attr:`hlambda` estimates :math:`h\lVert J\rVert` from the last two
+    After each step ``hlambda`` estimates :math:`h\lVert J\rVert` from the last two
     stages (Hairer's stiffness test).
     """
 
@@ -182,7 +182,7 @@ class System:
         return np.concatenate([np.tile(np.eye(D1), (self.gp, 1, 1)).ravel(), self.Zd0.ravel()])
 
     def atol(self) -> Array:
-        """Absolute tolerances: rtol for propagators, rtol * |z_k| for direct neurons."""
+        """Absolute tolerances: ``rtol`` for propagators, ``rtol * |z_k|`` for direct neurons."""
         rt = self.prob.tol.rtol
         D1 = self.prob.D1
         nz = np.linalg.norm(self.Zd0, axis=1)

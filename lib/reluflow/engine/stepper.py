@@ -51,7 +51,17 @@ from reluflow.engine.events import (
 )
 from reluflow.engine.groups import correct_invariant, fields, is_dead
 
-__all__ = ["Neurons", "StepResult", "take_step"]
+__all__ = [
+    "Neurons",
+    "StepResult",
+    "catch_up",
+    "commit",
+    "deferral",
+    "first_events",
+    "motion_segments",
+    "run_passes",
+    "take_step",
+]
 
 Array = NDArray[np.float64]
 Index = NDArray[np.int64]

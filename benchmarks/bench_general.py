@@ -1,0 +1,296 @@
+r"""Engine against plain numpy gradient descent on general data, both in one run (issue 9).
+
+Cases (the targets of issue 9, item 3):
+
+* ``random``: n = 100 unit vectors in R^10 labelled by a random linear teacher (separable),
+  m = 1000, kappa = 1e-6 (balanced, seed 0), exponential loss, to t = 1e4.  Target: at least
+  100x less wall time than ``gradient_descent`` at lr = 1e-2 to the same t, agreeing with
+  descent extrapolated to lr -> 0 (Richardson, lr and lr/2) to 1e-3 relative.
+* ``iris``: setosa (+1) against versicolor (-1), features scaled by the largest norm,
+  m = 200, kappa = 1e-2, to t = 1e6.  Target < 30 s.
+* ``digits``: 0 (+1) against 1 (-1), n = 360 in R^64, same scaling, m = 200, kappa = 1e-2, to
+  t = 1e4.  Target < 2 min.
+* ``two-point``: the book's data (Delta = 0.3, p = 0.7), m = 1e6, kappa = 1e-6, to t = 1e4.
+  Target < 60 s of CPU.
+
+Every engine and descent run is a fresh process; wall and CPU seconds are both reported
+(the machine is shared: compare CPU).  Descent costs the same per step, so its time to a
+long horizon is its measured time per step (over at least ``--gd-steps`` steps) times the
+number of steps; for ``random`` it is also run to the full horizon at two step sizes for
+the accuracy check (``--quick``: horizon 1e3).  An engine run that exceeds ``--cap``
+seconds of wall time is stopped; the table then gives the time it had reached.
+
+Writes the section between the ``bench_general`` markers of ``benchmarks/RESULTS.md`` and
+the raw numbers to ``benchmarks/results_general.json``.
+
+Usage: ``.venv/bin/python benchmarks/bench_general.py [--quick] [--cases random iris ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CASES: dict[str, dict[str, Any]] = {
+    "random": {"m": 1000, "kappa": 1e-6, "t_max": 1e4, "lr": 1e-2, "rtols": [1e-9, 1e-6],
+               "target": "wall >= 100x less than GD lr 1e-2; error vs GD(lr->0) <= 1e-3"},
+    "iris": {"m": 200, "kappa": 1e-2, "t_max": 1e6, "lr": 1e-3, "rtols": [1e-9],
+             "target": "wall < 30 s"},
+    "digits": {"m": 200, "kappa": 1e-2, "t_max": 1e4, "lr": 1e-3, "rtols": [1e-9],
+               "target": "wall < 120 s"},
+    "two-point": {"m": 1_000_000, "kappa": 1e-6, "t_max": 1e4, "lr": 1e-3, "rtols": [1e-9],
+                  "target": "CPU < 60 s"},
+}
+MARK = ("<!-- bench_general:begin -->", "<!-- bench_general:end -->")
+
+
+def load_case(name: str) -> Any:
+    """The case's Dataset."""
+    import numpy as np
+
+    import reluflow as rf
+
+    if name == "two-point":
+        return rf.TwoPointData(0.3, 0.7)
+    if name == "random":
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((100, 10))
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        return rf.Dataset(X, np.sign(X @ rng.standard_normal(10)))
+    from sklearn.datasets import load_digits, load_iris
+
+    X, y = (load_iris if name == "iris" else load_digits)(return_X_y=True)
+    sel = y < 2
+    X = X[sel] / np.linalg.norm(X[sel], axis=1).max()
+    return rf.Dataset(X, np.where(y[sel] == 0, 1.0, -1.0))
+
+
+def record_times(t_max: float) -> list[float]:
+    return [0.0] + [10.0**k for k in range(0, 31) if 10.0**k < t_max] + [t_max]
+
+
+# --------------------------------------------------------------------------- workers
+def engine_worker(name: str, rtol: float, t_max: float, out: str) -> None:
+    """Run the engine, print progress lines, save f at the record times."""
+    import math
+
+    import numpy as np
+
+    import reluflow as rf
+    from reluflow.engine import flow
+
+    cfg = CASES[name]
+    data = load_case(name)
+    params = rf.init_network(cfg["m"], data.d, cfg["kappa"], seed=0)
+    real = flow.take_step
+    w0, c0 = time.perf_counter(), time.process_time()
+    last = [0.0]
+
+    def take(*args: Any) -> Any:  # progress for a capped run
+        res = real(*args)
+        now = time.perf_counter()
+        if now - last[0] > 2.0:
+            last[0] = now
+            print(json.dumps({"t": math.expm1(res.s), "wall": now - w0,
+                              "cpu": time.process_time() - c0}), flush=True)
+        return res
+
+    flow.take_step = take
+    times = np.array(record_times(t_max))
+    tr = rf.gradient_flow(params, data, t_max, times=times, rtol=rtol,
+                          neurons=np.arange(min(cfg["m"], 100)))
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    np.save(out, tr.f)
+    info = {k: tr.info[k] for k in ("steps", "rejected_steps", "event_neurons", "nfev",
+                                    "data_rank", "stop")}
+    print(json.dumps({"done": True, "wall": wall, "cpu": cpu, "t": float(tr.t[-1]),
+                      "loss": float(tr.loss[-1]), "drift": tr.invariant_drift, **info}),
+          flush=True)
+
+
+def gd_worker(name: str, lr: float, t_max: float, out: str) -> None:
+    """Run gradient descent to t_max, save f at the record times, print time per step."""
+    import numpy as np
+
+    import reluflow as rf
+
+    cfg = CASES[name]
+    data = load_case(name)
+    params = rf.init_network(cfg["m"], data.d, cfg["kappa"], seed=0)
+    times = np.array([t for t in record_times(cfg["t_max"]) if t <= t_max])
+    w0, c0 = time.perf_counter(), time.process_time()
+    tr = rf.gradient_descent(params, data, lr, t_max, times=times, record_events=False)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    np.save(out, tr.f)
+    steps = tr.info["steps"]
+    print(json.dumps({"done": True, "wall": wall, "cpu": cpu, "steps": steps, "t": t_max,
+                      "wall_per_step": wall / steps, "cpu_per_step": cpu / steps}), flush=True)
+
+
+def _child(kind: str, name: str, x: float, t_max: float, cap: float) -> dict[str, Any]:
+    """Run a worker in a fresh process; returns its last JSON line (+ f) or the progress."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "f.npy")
+        cmd = [sys.executable, __file__, "--worker", kind, name, repr(x), repr(t_max), out]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        try:
+            stdout, _ = proc.communicate(timeout=cap)
+            lines = stdout.splitlines()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, _ = proc.communicate()
+            lines = stdout.splitlines()
+        res: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+        res.setdefault("done", False)
+        if res["done"]:
+            import numpy as np
+
+            res["f"] = np.load(out).tolist()
+        return res
+
+
+# --------------------------------------------------------------------------- driver
+def run_case(name: str, quick: bool, cap: float, gd_steps: int) -> dict[str, Any]:
+    cfg = CASES[name]
+    t_max = cfg["t_max"] if not quick else min(cfg["t_max"], 1e3)
+    out: dict[str, Any] = {"config": cfg | {"t_max": t_max}, "engine": {}}
+    for rt in cfg["rtols"]:
+        print(f"[{name}] engine rtol {rt:g} to t = {t_max:g}", flush=True)
+        out["engine"][f"{rt:g}"] = _child("engine", name, rt, t_max, cap)
+    lr = cfg["lr"]
+    t_probe = min(t_max, gd_steps * lr)
+    print(f"[{name}] gradient descent lr {lr:g}, {gd_steps} steps", flush=True)
+    probe = _child("gd", name, lr, t_probe, cap)
+    probe.pop("f", None)
+    out["gd_probe"] = probe
+    if name == "random":
+        for eta in (lr, lr / 2):
+            print(f"[{name}] gradient descent lr {eta:g} to t = {t_max:g}", flush=True)
+            out[f"gd_{eta:g}"] = _child("gd", name, eta, t_max, 100 * cap)
+    return out
+
+
+def accuracy(res: dict[str, Any]) -> dict[str, float] | None:
+    """Engine against Richardson-extrapolated descent 2 GD(lr/2) - GD(lr), relative to max|f|."""
+    import numpy as np
+
+    lr = res["config"]["lr"]
+    g1, g2 = res.get(f"gd_{lr:g}"), res.get(f"gd_{lr / 2:g}")
+    if not (g1 and g2 and g1["done"] and g2["done"]):
+        return None
+    lim = 2 * np.array(g2["f"]) - np.array(g1["f"])
+    scale = float(np.abs(lim).max())
+    acc = {"gd_lr": float(np.abs(np.array(g1["f"]) - lim).max() / scale),
+           "gd_lr_half": float(np.abs(np.array(g2["f"]) - lim).max() / scale)}
+    for rt, e in res["engine"].items():
+        if e["done"]:
+            acc[f"engine_{rt}"] = float(np.abs(np.array(e["f"]) - lim).max() / scale)
+    return acc
+
+
+def render(R: dict[str, Any]) -> str:
+    m = R["machine"]
+    rows = ["| case | method | reached t | wall s | CPU s | steps (cut) | events | note |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name, res in R["cases"].items():
+        t_max = res["config"]["t_max"]
+        for rt, e in res["engine"].items():
+            st = f"{e.get('steps', '–')} ({e.get('rejected_steps', '–')})"
+            note = "" if e["done"] else f"stopped at the {R['cap']:g} s cap"
+            if e.get("stop"):
+                note = f"stop: {e['stop']['reason']}"
+            rows.append(f"| {name} | engine rtol {rt} | {e.get('t', 0):.3g} | "
+                        f"{e.get('wall', 0):.3g} | {e.get('cpu', 0):.3g} | {st} | "
+                        f"{e.get('event_neurons', '–')} | {note} |")
+        g = res["gd_probe"]
+        lr = res["config"]["lr"]
+        n_full = t_max / lr
+        rows.append(f"| {name} | numpy GD lr {lr:g} | {t_max:.3g} (scaled from "
+                    f"{g.get('steps', 0)} steps) | {g.get('wall_per_step', 0) * n_full:.3g} | "
+                    f"{g.get('cpu_per_step', 0) * n_full:.3g} | {n_full:.3g} | – | "
+                    f"{g.get('wall_per_step', 0) * 1e6:.0f} µs/step |")
+        for key in (f"gd_{lr:g}", f"gd_{lr / 2:g}"):
+            if key in res and res[key]["done"]:
+                gg = res[key]
+                rows.append(f"| {name} | numpy GD lr {key[3:]} (full run) | {gg['t']:.3g} | "
+                            f"{gg['wall']:.3g} | {gg['cpu']:.3g} | {gg['steps']} | – | |")
+    lines = [MARK[0], "# General data: engine against numpy gradient descent (issue 9)", "",
+             f"Generated by `benchmarks/bench_general.py` on {m['date']} at commit "
+             f"{m['commit']}; {m['cpu']}, {m['cores']} cores (shared: load {m['load0']:.1f} "
+             f"at the start, {R['load1']:.1f} at the end), Python {m['python']}.  Each run is "
+             "a fresh process; compare CPU seconds (the wall clock depends on the other jobs).",
+             "", *rows, ""]
+    for name, res in R["cases"].items():
+        acc = res.get("accuracy")
+        if acc:
+            lines.append(f"Accuracy ({name}), max |f - f_GD(lr->0)| / max|f| over t in "
+                         f"{record_times(res['config']['t_max'])}: " +
+                         ", ".join(f"{k} {v:.2e}" for k, v in acc.items()))
+    lines += ["", "Targets: " + "; ".join(f"{k}: {c['target']}" for k, c in CASES.items()),
+              MARK[1]]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path) -> None:
+    old = path.read_text() if path.exists() else ""
+    if MARK[0] in old and MARK[1] in old:
+        head, rest = old.split(MARK[0], 1)
+        tail = rest.split(MARK[1], 1)[1]
+        new = head + text + tail
+    else:
+        new = text + "\n\n" + old
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(new)
+    tmp.replace(path)
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
+                            capture_output=True, text=True).stdout.strip()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
+                .splitlines() if ln.startswith("model name")), platform.processor())
+    return {"date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit, "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version(), "load0": os.getloadavg()[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    ap.add_argument("--quick", action="store_true", help="horizons capped at 1e3")
+    ap.add_argument("--cap", type=float, default=1800.0, help="wall-time cap per engine run")
+    ap.add_argument("--gd-steps", type=int, default=20000, help="descent steps timed")
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    a = ap.parse_args(argv)
+    if a.worker:
+        kind, name, x, t_max, out = a.worker
+        (engine_worker if kind == "engine" else gd_worker)(name, float(x), float(t_max), out)
+        return 0
+    R: dict[str, Any] = {"machine": machine(), "cap": a.cap, "cases": {}}
+    for name in a.cases:
+        res = run_case(name, a.quick, a.cap, a.gd_steps)
+        res["accuracy"] = accuracy(res)
+        R["cases"][name] = res
+    R["load1"] = os.getloadavg()[0]
+    raw = HERE / "results_general.json"
+    raw.write_text(json.dumps(R, indent=1, default=str))
+    text = render(R)
+    write_section(text, a.out)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
