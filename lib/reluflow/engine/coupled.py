@@ -144,9 +144,7 @@ class System:
         states, inv = unique_states(status[alive])
         counts = np.bincount(inv, minlength=states.shape[0])
         prop = counts > prob.D1
-        order = np.argsort(inv, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        members = [alive[order[bounds[q] : bounds[q + 1]]] for q in np.flatnonzero(prop)]
+        members = _members(alive, inv, counts, np.flatnonzero(prop))
         S = np.stack([Z[mq].T @ Z[mq] for mq in members]) if members else \
             np.zeros((0, prob.D1, prob.D1))
         d_idx = alive[~prop[inv]]
@@ -224,6 +222,16 @@ class System:
     def group_fields(self, r: Array) -> Array:
         """Fields of the propagated states for residuals ``r`` (n,): (gp, D)."""
         return fields(self.prob.Xr, self.g_active, r, self._gh, self.prob.floor)
+
+
+def _members(alive: NDArray[np.int64], inv: NDArray[np.int64], counts: NDArray[np.int64],
+             groups: NDArray[np.int64]) -> list[NDArray[np.int64]]:
+    """Neurons of each of ``groups`` (a scan per group when few, else one sort)."""
+    if groups.size <= 16:
+        return [alive[inv == q] for q in groups]
+    order = np.argsort(inv, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [alive[order[bounds[q] : bounds[q + 1]]] for q in groups]
 
 
 def state_keys(status: Status) -> NDArray[Any]:

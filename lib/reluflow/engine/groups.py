@@ -65,12 +65,29 @@ _RANK_RTOL = 1e-12  # singular values below this share of the largest: rank defi
 
 
 def unique_states(status: Status) -> tuple[Status, NDArray[np.int64]]:
-    """Distinct rows of ``status`` (N, n) and each row's index into them (no overflow)."""
-    if status.shape[0] == 0:
+    """Distinct rows of ``status`` (N, n) and each row's index into them (no overflow).
+
+    Rows are keyed by their base-3 code in int64 while :math:`3^n < 2^{62}` (and counted,
+    without sorting, when :math:`3^n` is small), else by their bytes.
+    """
+    N, n = status.shape
+    if N == 0:
         return status[:0], np.zeros(0, dtype=np.int64)
-    view = np.ascontiguousarray(status).view(np.dtype((np.void, status.shape[1])))[:, 0]
-    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
-    return status[first], inverse.astype(np.int64).ravel()
+    if n <= 39:
+        code = (status.astype(np.int64) + 1) @ (3 ** np.arange(n, dtype=np.int64))
+        if 3**n <= max(4 * N, 1 << 16):
+            present = np.flatnonzero(np.bincount(code, minlength=3**n))
+            lut = np.zeros(3**n, dtype=np.int64)
+            lut[present] = np.arange(present.size)
+            inv = lut[code]
+            first = np.zeros(present.size, dtype=np.int64)
+            first[inv[::-1]] = np.arange(N - 1, -1, -1)
+            return status[first], inv
+        _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+        return status[first], inv.astype(np.int64).ravel()
+    view = np.ascontiguousarray(status).view(np.dtype((np.void, n)))[:, 0]
+    _, first, inv = np.unique(view, return_index=True, return_inverse=True)
+    return status[first], inv.astype(np.int64).ravel()
 
 
 def is_dead(status: Status) -> NDArray[np.bool_]:

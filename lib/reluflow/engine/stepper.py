@@ -405,12 +405,9 @@ def _propagated(step: DenseStep, rows: Index, q: Index, s: Array, z: Array,
     r"""Segments :math:`z(x) = \Phi_q(x)\Phi_q(x_s)^{-1} z_s` restricted to [s, s_end]."""
     D1 = z.shape[1]
     xs = step.x_of(s)
-    Ps = step.phi_at(q, xs)  # Lorentz: inverse = J P^T J
-    J = np.ones(D1)
-    J[0] = -1.0
-    J = -J  # diag(1, -1, ..., -1)
-    w = J * np.einsum("nji,nj->ni", Ps, J * z)
-    coef = np.einsum("pnij,nj->pni", step.phi_coef()[:, q], w)  # (8, N, D1) in x
+    C = step.phi_coef()[:, q]  # (8, N, D1, D1)
+    w = np.linalg.solve(dp.horner(C, xs[:, None, None]), z[:, :, None])[:, :, 0]
+    coef = np.einsum("pnij,nj->pni", C, w)  # (8, N, D1) in x
     width = step.x_of(s_end) - xs
     flat = coef.transpose(1, 2, 0).reshape(-1, 8)
     sh = dp.shift(flat, np.repeat(xs, D1), np.repeat(width, D1))
@@ -469,7 +466,14 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
 
 # ------------------------------------------------------------------ commit
 def commit(step: DenseStep, nrn: Neurons, res: _Passes, s_end: float) -> None:
-    """Move every integrated neuron to ``s_end``; restore held boundaries and invariants."""
+    r"""Move every integrated neuron to ``s_end``; restore held boundaries and invariants.
+
+    Members of a propagated group without events move by its propagator at the step end
+    (Lorentz-projected, so :math:`a^2 - \lVert\beta\rVert^2` is kept to rounding), with
+    the projection onto the group's held boundaries folded in.  Direct neurons and neurons
+    with events are projected onto their held boundaries and have their invariant
+    restored; only neurons with events can have died.
+    """
     sysm = step.system
     prob = sysm.prob
     x_end = np.asarray(step.x_of(s_end))
@@ -478,19 +482,30 @@ def commit(step: DenseStep, nrn: Neurons, res: _Passes, s_end: float) -> None:
     done[f_idx] = True
     if sysm.gp:
         Phi = step.phi_at(np.arange(sysm.gp), np.full(sysm.gp, float(x_end)))
+        held = prob.held.rows(sysm.g_status)
+        for k, q in enumerate(held.rows):  # M = diag(1, P_K) Phi for held groups
+            U = held.U[k]
+            Phi[q, 1:, :] = 0.0 if held.full[k] else Phi[q, 1:, :] - U @ (U.T @ Phi[q, 1:, :])
         for q, members in enumerate(sysm.g_members):
-            keep = members[~done[members]]
+            keep = members[~done[members]] if f_idx.size else members
             nrn.Z[keep] = nrn.Z[keep] @ Phi[q].T
+    fix = f_idx
     if sysm.md:
         zd = dp.horner(step.zd_coef(), x_end)
         keep = ~done[sysm.d_idx]
         nrn.Z[sysm.d_idx[keep]] = zd[keep]
+        fix = np.concatenate([sysm.d_idx[keep], f_idx])
     if f_idx.size:
         nrn.Z[f_idx] = np.concatenate(res.z)
         nrn.status[f_idx] = np.concatenate(res.status)
-    moved = nrn.alive
-    held = prob.held.rows(nrn.status[moved])
-    if held.rows.size:
-        nrn.Z[moved, 1:] = held.project(nrn.Z[moved, 1:])
-    nrn.Z[moved] = correct_invariant(nrn.Z[moved], nrn.c[moved])
-    nrn.drop_dead()
+    if fix.size:
+        held = prob.held.rows(nrn.status[fix])
+        if held.rows.size:
+            nrn.Z[fix, 1:] = held.project(nrn.Z[fix, 1:])
+        nrn.Z[fix] = correct_invariant(nrn.Z[fix], nrn.c[fix])
+    if f_idx.size:
+        dead = f_idx[is_dead(nrn.status[f_idx])]
+        if dead.size:
+            gone = np.zeros(nrn.Z.shape[0], dtype=bool)
+            gone[dead] = True
+            nrn.alive = nrn.alive[~gone[nrn.alive]]
