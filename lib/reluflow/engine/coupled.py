@@ -86,6 +86,15 @@ class MaxNormDOP853(DOP853):
     :math:`h\,e_5^2/\sqrt{e_5^2 + 0.01 e_3^2}`; a non-finite stage rejects the step.
     After each step ``hlambda`` estimates :math:`h\lVert J\rVert` from the last two
     stages (Hairer's stiffness test).
+
+    Examples
+    --------
+    >>> sol = MaxNormDOP853(lambda t, y: -y, 0.0, np.array([1.0, 2.0]), 1.0, rtol=1e-10,
+    ...                     atol=1e-12)
+    >>> while sol.status == "running":
+    ...     _ = sol.step()
+    >>> bool(np.allclose(sol.y, [np.exp(-1), 2 * np.exp(-1)], rtol=1e-9))
+    True
     """
 
     hlambda = 0.0

@@ -111,6 +111,11 @@ def horner(coef: Array, x: Array | float) -> Array:
     r"""Values :math:`\sum_p c_p x^p`; ``coef`` has the powers on its *first* axis.
 
     ``coef`` (K, ...) and ``x`` broadcast against ``coef[0]``.
+
+    Examples
+    --------
+    >>> horner(np.array([1.0, -3.0, 2.0]), np.array([0.0, 0.75, 1.0]))  # 1 - 3x + 2x^2
+    array([ 1.   , -0.125,  0.   ])
     """
     out = coef[-1] * np.ones_like(x)
     for c in coef[-2::-1]:
@@ -137,6 +142,12 @@ def bernstein_min(coef: Array) -> Array:
     r"""Smallest Bernstein coefficient on :math:`[0, 1]` (powers on the first axis).
 
     A lower bound of the polynomial on the interval: :math:`p \ge` ``bernstein_min``.
+
+    Examples
+    --------
+    >>> c = np.array([1.0, -3.0, 2.0])  # min on [0, 1] is -1/8 at x = 3/4
+    >>> float(bernstein_min(c[:, None])[0])  # Bernstein coefficients 1, -1/2, 0
+    -0.5
     """
     k = coef.shape[0]
     flat = coef.reshape(k, -1)
@@ -148,6 +159,11 @@ def shift(coef: Array, x0: Array, w: Array) -> Array:
 
     ``coef`` (P, K), ``x0`` and ``w`` (P,).  Exact Taylor shift (Ruffini-Horner), then
     scaling by :math:`w^p`.
+
+    Examples
+    --------
+    >>> shift(np.array([[0.0, 0.0, 1.0]]), np.array([1.0]), np.array([2.0]))  # (1 + 2u)^2
+    array([[1., 4., 4.]])
     """
     c = np.array(coef, dtype=np.float64, copy=True)
     k = c.shape[1]

@@ -180,6 +180,15 @@ class Deferral:
     first jump and :math:`K_k` from the exact value :math:`w^{end}_k` at the step end.
     Every neuron's relative velocity changes by at most :math:`(1+t)` times that, so the
     error of a step ending at ``s`` is :math:`(1+t)\sum_k (w_k d^2/2 + K_k d^3/3)`.
+
+    Examples
+    --------
+    >>> d = Deferral(np.array([0.0]), np.array([2.0]), np.array([2.0]), 1.0)
+    >>> round(float(d.error(1.0) / np.exp(1.0)), 12)  # w d^2 / 2 with w = 2, d = 1
+    1.0
+    >>> s = d.cut_time(0.0, 1.0, 0.1)
+    >>> bool(abs(d.error(s) - 0.1) < 1e-12)
+    True
     """
 
     tau: Array

@@ -69,6 +69,13 @@ def unique_states(status: Status) -> tuple[Status, NDArray[np.int64]]:
 
     Rows are keyed by their base-3 code in int64 while :math:`3^n < 2^{62}` (and counted,
     without sorting, when :math:`3^n` is small), else by their bytes.
+
+    Examples
+    --------
+    >>> st = np.array([[1, -1], [0, 1], [1, -1]], dtype=np.int8)
+    >>> states, inv = unique_states(st)
+    >>> bool(np.array_equal(states[inv], st)), states.shape[0]
+    (True, 2)
     """
     N, n = status.shape
     if N == 0:
@@ -234,6 +241,20 @@ def resolve(Xr: Array, y: Array, active0: Array, E: NDArray[np.int64], a: Array,
     then put every free point on the side its normal velocity
     :math:`a\,\tilde x_j^\top P_K v_A` under the resulting field leads to.  A free point
     whose side keeps flipping is attracting and is held if it may be.
+
+    Examples
+    --------
+    A negative neuron on the boundary of :math:`e_1` (label +1) and active on
+    :math:`x = (0.6, 0.8)` (label -1): both one-sided fields push into the boundary
+    (:math:`\lambda = 0.6`), so it holds; a positive one crosses to the side its field
+    points to.
+
+    >>> Xr, y = np.array([[1.0, 0.0], [0.6, 0.8]]), np.array([1.0, -1.0])
+    >>> r = np.array([[0.5, -0.5]])
+    >>> resolve(Xr, y, np.array([[0.0, 1.0]]), np.array([[0]]), np.array([-1.0]), r)
+    array([[0]], dtype=int8)
+    >>> resolve(Xr, y, np.array([[0.0, 1.0]]), np.array([[0]]), np.array([1.0]), r)
+    array([[-1]], dtype=int8)
     """
     N, e = E.shape
     valid = E >= 0
@@ -337,6 +358,12 @@ def correct_invariant(Z: Array, c: Array) -> Array:
     The move is :math:`z \leftarrow (a(1+\epsilon), \beta(1-\epsilon))`, :math:`\epsilon`
     from two Newton steps on the quadratic, of the size of the integration error (it keeps
     :math:`\beta` on every boundary it is held on).
+
+    Examples
+    --------
+    >>> z = correct_invariant(np.array([[1.0, 0.6, 0.3]]), np.array([0.55]))
+    >>> float(z[0, 0] ** 2 - z[0, 1] ** 2 - z[0, 2] ** 2)
+    0.55
     """
     a = Z[:, 0]
     nb = np.einsum("kd,kd->k", Z[:, 1:], Z[:, 1:])

@@ -67,6 +67,16 @@ class Tolerances:
     stall_steps : int
         Consecutive steps without progress in time after which the run raises instead
         of looping.
+
+    Examples
+    --------
+    >>> tol = Tolerances(rtol=1e-8)
+    >>> tol.batch
+    5e-09
+    >>> Tolerances(rtol=0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: rtol must lie in [1e-14, 0.001], got 0.1
     """
 
     rtol: float = 1e-9
