@@ -298,8 +298,10 @@ class DenseStep:
         return self._f
 
     def f_at(self, x: Array) -> Array:
-        """Outputs at points ``x`` (N,): (N, n)."""
-        return dp.horner(self.f_coef()[:, None, :], np.asarray(x)[:, None])
+        """Outputs at points ``x`` (N,): (N, n), as one matrix product (powers x coefficients)."""
+        xa = np.asarray(x, dtype=np.float64)
+        V = xa[:, None] ** np.arange(15)[None, :]
+        return np.asarray(V @ self.f_coef())
 
     def frozen_at(self, idx: NDArray[np.int64], Z0: Array, x: float) -> Array:
         """Where neurons ``idx`` (starting at ``Z0``) are at ``x`` if no event moved them.
