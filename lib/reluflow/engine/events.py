@@ -72,9 +72,6 @@ class Segments:
     hi: Array  # (P,) tau at u = 1
     coef: Array  # (8, P, D1) monomial coefficients in u
 
-    def end_values(self) -> Array:
-        return np.asarray(self.coef.sum(axis=0))
-
 
 @dataclass
 class Located:

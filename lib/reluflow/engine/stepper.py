@@ -95,25 +95,63 @@ class StepResult:
     nfev: int
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """Motion of some neurons from one of their events on, in the state it left them in."""
+
+    idx: Index
+    start: Array  # tau of the event the piece starts at
+    status: Status
+    seg: Segments  # rows index into idx
+
+
 @dataclass
 class _Passes:
-    """Outcome of the passes of one step attempt."""
+    """Outcome of the passes of one step attempt: every neuron's pieces after its events."""
 
-    idx: list[Index] = field(default_factory=list)
-    z: list[Array] = field(default_factory=list)
-    status: list[Status] = field(default_factory=list)
+    s_end: float
+    pieces: list[_Piece] = field(default_factory=list)
     batch: EventBatch = field(default_factory=EventBatch)
     located: int = 0
     cut_at: float | None = None
-    s_end: float = 0.0
     first_idx: Index = field(default_factory=lambda: np.zeros(0, np.int64))
     first_tau: Array = field(default_factory=lambda: np.zeros(0))
     first_w: Array = field(default_factory=lambda: np.zeros(0))
+    idx: list[Index] = field(default_factory=list)  # final states at s_end (see finish)
+    z: list[Array] = field(default_factory=list)
+    status: list[Status] = field(default_factory=list)
 
-    def add(self, idx: Index, z: Array, status: Status) -> None:
-        self.idx.append(idx)
-        self.z.append(z)
-        self.status.append(status)
+    def finish(self, s0: float) -> None:
+        """Each neuron with events: its state at ``s_end`` on its last piece before it."""
+        if not self.pieces:
+            self.idx, self.z, self.status = [], [], []
+            return
+        idx = np.concatenate([p.idx for p in self.pieces])
+        start = np.concatenate([p.start for p in self.pieces])
+        pid = np.concatenate([np.full(p.idx.size, k) for k, p in enumerate(self.pieces)])
+        row = np.concatenate([np.arange(p.idx.size) for p in self.pieces])
+        ok = np.flatnonzero(in_step(start, s0, self.s_end))
+        order = ok[np.lexsort((start[ok], idx[ok]))]
+        last = order[np.r_[idx[order][1:] != idx[order][:-1], True]]
+        self.idx, self.z, self.status = [], [], []
+        for k in np.unique(pid[last]):
+            rows = row[last[pid[last] == k]]
+            p = self.pieces[k]
+            sel = np.zeros(p.idx.size, dtype=bool)
+            sel[rows] = True
+            z, _ = _segment_values(p.seg, sel, np.full(p.idx.size, self.s_end))
+            self.idx.append(p.idx[sel])
+            self.z.append(z)
+            self.status.append(p.status[sel])
+
+    def truncate(self, s0: float, s_cut: float) -> None:
+        """End the step at ``s_cut`` (before its end) without moving any neuron again."""
+        self.s_end = s_cut
+        self.batch.keep(s0, s_cut)
+        keep = in_step(self.first_tau, s0, s_cut)
+        self.first_idx, self.first_tau = self.first_idx[keep], self.first_tau[keep]
+        self.first_w = self.first_w[keep]
+        self.finish(s0)
 
 
 def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
@@ -122,15 +160,15 @@ def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
     system = System.build(prob, nrn.Z, nrn.status, nrn.alive)
     step = integrate_step(system, s0, s_target, h)
     first = first_events(step, nrn)
-    s_end = step.s1
+    res = run_passes(step, first, step.s1)
     for _ in range(64):
-        res = run_passes(step, first, s_end)
-        cut = res.cut_at
-        if cut is None:
-            cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch)
+        if res.cut_at is not None:  # a neuron kept switching: redo the passes to there
+            res = run_passes(step, first, res.cut_at)
+            continue
+        cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch)
         if cut is None or not cut < res.s_end:
             break
-        s_end = cut
+        res.truncate(step.s0, cut)
     commit(step, nrn, res, res.s_end)
     return StepResult(res.s_end, step.h_next, res.s_end < step.s1, res.batch, res.located,
                       step.hlambda, step.nfev)
@@ -344,36 +382,33 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
             out.cut_at = t_bad
             return out
         dead = is_dead(new)
-        out.add(loc.idx[dead], z[dead], new[dead])
+        if dead.any():  # dead neurons stay where they died
+            out.pieces.append(_Piece(loc.idx[dead], loc.tau[dead], new[dead],
+                                     _constant(z[dead], loc.tau[dead], out.s_end)))
         keep = ~dead
         loc = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
-                           fresh[keep], count[keep], out.s_end, out)
+                           fresh[keep], count[keep], out)
+    out.finish(step.s0)
     return out
 
 
+def _constant(z: Array, start: Array, s_end: float) -> Segments:
+    coef = np.zeros((8, *z.shape))
+    coef[0] = z
+    return Segments(np.arange(z.shape[0]), start.copy(), np.full(z.shape[0], s_end), coef)
+
+
 def _next_events(step: DenseStep, idx: Index, s: Array, z: Array, status: Status,
-                 fresh: NDArray[np.bool_], count: Index, s_end: float,
-                 out: _Passes) -> Located:
-    """Move neurons on from their events; finished ones go to ``out``, the rest are returned."""
+                 fresh: NDArray[np.bool_], count: Index, out: _Passes) -> Located:
+    """Move neurons on from their events (a piece each); returns their next events."""
     if idx.size == 0:
         return _empty(step.system.prob)
+    s_end = out.s_end
     seg = motion_segments(step, status, s, z, s_end)
+    out.pieces.append(_Piece(idx, s, status, seg))
     loc = _located(step, idx, status, seg, release_times(step, status, s, s_end), s, fresh,
                    count)
-    ev = np.isfinite(loc.tau) & in_step(loc.tau, step.s0, s_end)
-    done = ~ev
-    if done.any():
-        last = _last_segment(seg, idx.size)
-        out.add(idx[done], seg.end_values()[last[done]], status[done])
-    return loc.take(ev)
-
-
-def _last_segment(seg: Segments, R: int) -> Index:
-    """Index of each row's last segment."""
-    order = np.lexsort((seg.hi, seg.row))
-    last = np.zeros(R, dtype=np.int64)
-    last[seg.row[order]] = order
-    return last
+    return loc.take(np.isfinite(loc.tau) & in_step(loc.tau, step.s0, s_end))
 
 
 def motion_segments(step: DenseStep, status: Status, s: Array, z: Array,
