@@ -49,7 +49,7 @@ CASES: dict[str, dict[str, Any]] = {
     "digits": {"m": 200, "kappa": 1e-2, "t_max": 1e4, "lr": 1e-3, "rtols": [1e-9],
                "target": "wall < 120 s"},
     "two-point": {"m": 1_000_000, "kappa": 1e-6, "t_max": 1e4, "lr": 1e-3, "rtols": [1e-9],
-                  "target": "CPU < 60 s"},
+                  "target": "CPU < 60 s", "gd_steps": 300, "profile": True},
 }
 MARK = ("<!-- bench_general:begin -->", "<!-- bench_general:end -->")
 #: Every run single-threaded (engine and descent alike): the machine is shared, and a second
@@ -121,6 +121,42 @@ def engine_worker(name: str, rtol: float, t_max: float, out: str) -> None:
           flush=True)
 
 
+def profile_worker(name: str, rtol: float, t_max: float, out: str) -> None:
+    """The engine run under cProfile: where its time goes, by step-core stage."""
+    import cProfile
+    import pstats
+
+    import numpy as np
+
+    import reluflow as rf
+
+    cfg = CASES[name]
+    data = load_case(name)
+    params = rf.init_network(cfg["m"], data.d, cfg["kappa"], seed=0)
+    times = np.array(record_times(t_max))
+    prof = cProfile.Profile()
+    prof.enable()
+    tr = rf.gradient_flow(params, data, t_max, times=times, rtol=rtol,
+                          neurons=np.arange(min(cfg["m"], 100)))
+    prof.disable()
+    st = pstats.Stats(prof)
+    stages = {"integrate_step": "integration of the coupled system",
+              "build": "grouping neurons by state (System.build: gathers)",
+              "first_events": "first events (Bernstein screening of every neuron)",
+              "run_passes": "event passes (resolve, catch-up, next events)",
+              "commit": "commit (propagators applied: gathers and scatters)",
+              "deferral": "deferral error model (cut decisions)"}
+    table: dict[Any, Any] = st.stats  # type: ignore[attr-defined]
+    total = max(v[3] for v in table.values())
+    rows: dict[str, float] = {}
+    for (file, _line, func), (_cc, _nc, _tt, ct, _callers) in table.items():
+        if func in stages and "reluflow" in file:
+            rows[stages[func]] = rows.get(stages[func], 0.0) + ct
+    print(json.dumps({"done": True, "total": total, "stages": rows,
+                      "steps": tr.info["steps"], "cut": tr.info["rejected_steps"]}),
+          flush=True)
+
+
 def gd_worker(name: str, lr: float, t_max: float, out: str) -> None:
     """Run gradient descent to t_max, save f at the record times, print time per step."""
     import numpy as np
@@ -157,7 +193,7 @@ def _child(kind: str, name: str, x: float, t_max: float, cap: float) -> dict[str
             lines = stdout.splitlines()
         res: dict[str, Any] = json.loads(lines[-1]) if lines else {}
         res.setdefault("done", False)
-        if res["done"]:
+        if res["done"] and Path(out).exists():
             import numpy as np
 
             res["f"] = np.load(out).tolist()
@@ -172,8 +208,11 @@ def run_case(name: str, quick: bool, cap: float, gd_steps: int) -> dict[str, Any
     for rt in cfg["rtols"]:
         print(f"[{name}] engine rtol {rt:g} to t = {t_max:g}", flush=True)
         out["engine"][f"{rt:g}"] = _child("engine", name, rt, t_max, cap)
+    if cfg.get("profile"):
+        print(f"[{name}] engine under cProfile", flush=True)
+        out["profile"] = _child("profile", name, cfg["rtols"][0], t_max, cap)
     lr = cfg["lr"]
-    t_probe = min(t_max, gd_steps * lr)
+    t_probe = min(t_max, cfg.get("gd_steps", gd_steps) * lr)
     print(f"[{name}] gradient descent lr {lr:g}, {gd_steps} steps", flush=True)
     probe = _child("gd", name, lr, t_probe, cap)
     probe.pop("f", None)
@@ -242,6 +281,15 @@ def render(R: dict[str, Any]) -> str:
             lines.append(f"Accuracy ({name}), max |f - f_GD(lr->0)| / max|f| over t in "
                          f"{record_times(res['config']['t_max'])}: " +
                          ", ".join(f"{k} {v:.2e}" for k, v in acc.items()))
+    for name, res in R["cases"].items():
+        pr = res.get("profile")
+        if pr and pr.get("done"):
+            lines += ["", f"Where the time goes ({name}, a separate run under cProfile, "
+                      f"{pr['total']:.3g} s in all, {pr['steps']} steps of which {pr['cut']} "
+                      "cut by events; cumulative seconds, stages overlap only where noted):",
+                      "", "| stage | s | share |", "|---|---|---|"]
+            for stage, sec in sorted(pr["stages"].items(), key=lambda kv: -kv[1]):
+                lines.append(f"| {stage} | {sec:.3g} | {100 * sec / pr['total']:.0f} % |")
     lines += ["", "Targets: " + "; ".join(f"{k}: {c['target']}" for k, c in CASES.items()),
               MARK[1]]
     return "\n".join(lines)
@@ -281,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.worker:
         kind, name, x, t_max, out = a.worker
-        (engine_worker if kind == "engine" else gd_worker)(name, float(x), float(t_max), out)
+        worker = {"engine": engine_worker, "gd": gd_worker, "profile": profile_worker}[kind]
+        worker(name, float(x), float(t_max), out)
         return 0
     R: dict[str, Any] = {"machine": machine(), "cap": a.cap, "cases": {}}
     for name in a.cases:
