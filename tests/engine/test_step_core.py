@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from reluflow import Dataset, TwoPointData, gradient_flow, init_network
+from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
 from reluflow.engine import stepper
 from reluflow.engine.events import Deferral, EventBatch
 from reluflow.engine.tolerances import RTOL_RANGE, Tolerances
@@ -95,3 +95,24 @@ def test_info_reports_stop_and_counts() -> None:
     assert info["stop"] is None and info["steps"] > 0 and info["nfev"] > 16 * info["steps"] - 1
     assert 0 <= info["rejected_steps"] <= info["steps"]
     assert info["event_neurons"] >= 1 and info["cpu_time"] > 0
+
+
+@pytest.mark.parametrize("params, data", [
+    (init_network(2, 2, 1e-1, seed=0), Dataset([[0.0, 0.0], [0.0, 0.0]], [1.0, -1.0])),
+    (Params([0.0, 0.0], [[0.0, 0.0], [0.0, 0.0]]), TwoPointData(0.3, 0.7)),
+])
+def test_degenerate_starts_are_stationary(params: Params, data: Dataset) -> None:
+    """Data all at the origin, or all weights zero: nothing can move, and the run says so."""
+    tr = gradient_flow(params, data, 100.0)
+    assert tr.info["stop"] == {"reason": "stationary", "t": 0.0}
+    assert np.all(tr.loss == tr.loss[0]) and tr.t[-1] == 100.0
+
+
+def test_one_recording_time_and_no_event_records() -> None:
+    params = init_network(50, 2, 1e-3, seed=0)
+    data = TwoPointData(0.3, 0.7)
+    one = gradient_flow(params, data, 100.0, times=[50.0])
+    full = gradient_flow(params, data, 100.0, times=[0.0, 50.0, 100.0])
+    assert one.t.tolist() == [50.0] and np.allclose(one.f[0], full.f[1], rtol=1e-7)
+    quiet = gradient_flow(params, data, 100.0, record_events=False)
+    assert quiet.events.size == 0 and quiet.info["event_neurons"] > 0

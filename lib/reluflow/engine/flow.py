@@ -130,6 +130,7 @@ def gradient_flow(
     rec = v.neuron_subset(neurons, params.m)
     tgrid = default_times(tm) if tgrid is None else tgrid
     run = _Run.start(params, data, loss, Tolerances(rtol=rt), tgrid, rec, tm)
+    run.keep_events = bool(record_events)
     run.loop()
     return run.finish(record_events)
 
@@ -144,7 +145,7 @@ def _check_scale(params: Params, data: Dataset, loss: str) -> None:
     f = np.maximum(pre, 0.0) @ params.a
     logL = log_loss(f, data, loss)
     field_log = logL + 0.5 * math.log(max(float(sq.max()), 1e-300)) + math.log(
-        float(np.linalg.norm(data.X, axis=1).sum()))
+        max(float(np.linalg.norm(data.X, axis=1).sum()), 1e-300))
     if not (np.all(np.isfinite(f)) and logL < 700 and field_log < math.log(_BIG)):
         raise ValueError(
             f"params too large for float64: the initial loss is e^{logL:.4g} (margins down "
@@ -176,6 +177,7 @@ class _Run:
     nfev: int = 0
     stop: dict[str, Any] | None = None
     snap: tuple[float, Array, int] | None = None
+    keep_events: bool = True
 
     @classmethod
     def start(cls, params: Params, data: Dataset, loss: str, tol: Tolerances, tgrid: Array,
@@ -248,7 +250,7 @@ class _Run:
         self.located += res.located
         self.nfev += res.nfev
         b = res.events
-        if b.rec_tau:
+        if b.rec_tau and self.keep_events:
             self.events.append((np.expm1(np.concatenate(b.rec_tau)), np.concatenate(b.neuron),
                                 np.concatenate(b.point), np.concatenate(b.kind)))
 
