@@ -25,15 +25,17 @@ ordinary differential equations with discontinuous right-hand side:
   every step (a move of the size of the integration error), so it is conserved to
   rounding.
 * **Stops.** A run at a stationary point (every field at the rounding level of its terms)
-  records that state to the end; a run whose step length in :math:`t` stops growing
-  (a non-zero-loss stationary point attracting at a fixed rate, which costs steps
-  proportional to :math:`t`) ends early; both say so in ``Trajectory.info["stop"]``.
+  records that state to the end; a run whose stable step length in :math:`\tau` shrinks
+  like a power of :math:`1/t` (a relaxation at a fixed rate in :math:`t`, which would
+  cost steps proportional to a power of :math:`t`) ends early when the rest would exceed
+  the step budget; both say so in ``Trajectory.info["stop"]``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,7 @@ from numpy.typing import ArrayLike, NDArray
 from reluflow.engine import checks as v
 from reluflow.engine.coupled import Problem
 from reluflow.engine.data import Dataset
+from reluflow.engine.deadline import check_deadline
 from reluflow.engine.events import KINDS
 from reluflow.engine.groups import HeldCache, correct_invariant, fields, resolve
 from reluflow.engine.network import Params, check_run_inputs, log_loss
@@ -50,7 +53,7 @@ from reluflow.engine.stepper import Neurons, StepResult, take_step
 from reluflow.engine.tolerances import RTOL_RANGE, T_MIN, Tolerances
 from reluflow.engine.trajectory import EVENT_DTYPE, Recorder, Trajectory, default_times
 
-__all__ = ["gradient_flow"]
+__all__ = ["gradient_flow", "merge_duplicates"]
 
 Array = NDArray[np.float64]
 
@@ -101,9 +104,15 @@ def gradient_flow(
         ``slide-end``.  ``info["stop"]`` is ``None`` for a run to ``t_max``; otherwise a
         dict with ``reason`` (``"stationary"``: the fields fell to the rounding level of
         their terms at ``t``, and the state there is recorded at every later time;
-        ``"stiff"``: the flow is pinned to a non-zero-loss stationary point in some
-        directions and reaching ``t_max`` would cost a number of steps proportional to
-        ``t_max``; the trajectory then ends at the last recorded time before ``t``).
+        ``"stiff"``: the flow relaxes at a fixed rate in :math:`t` in some direction
+        (typically pinned to a non-zero-loss balance of some points, as on data that
+        are not linearly separable) while it moves in others, so the explicit step
+        length in :math:`\tau` shrinks like :math:`(1+t)^{-\alpha}`, ``alpha >= 1/2``
+        (measured, in the dict), and reaching ``t_max`` would cost ``steps_needed``
+        steps, more than the budget; the dict also gives ``t``, the step ``dt`` in
+        :math:`t` and the ``loss`` there; the trajectory then ends at the last recorded
+        time before ``t``.  A late phase whose stable step in :math:`\tau` stays put
+        or shrinks slower than :math:`(1+t)^{-1/2}` never stops).
 
     Raises
     ------
@@ -129,10 +138,65 @@ def gradient_flow(
                          f"got {rtol!r}")
     rec = v.neuron_subset(neurons, params.m)
     tgrid = default_times(tm) if tgrid is None else tgrid
-    run = _Run.start(params, data, loss, Tolerances(rtol=rt), tgrid, rec, tm)
+    merged, inv = merge_duplicates(data)
+    run = _Run.start(params, merged, loss, Tolerances(rtol=rt), tgrid, rec, tm)
     run.keep_events = bool(record_events)
     run.loop()
-    return run.finish(record_events)
+    traj = run.finish(record_events)
+    return traj if inv is None else _expand(traj, data, inv)
+
+
+def merge_duplicates(data: Dataset) -> tuple[Dataset, NDArray[np.int64] | None]:
+    r"""Points repeated with the same label, merged into one point with their total weight.
+
+    Every neuron sees the copies of a point through the same :math:`b_k^\top x_i`, so they
+    switch at the same instant; the loss :math:`\sum_i w_i\ell(y_i f(x_i))` and the
+    field only see the sum of their weights.  Merging them makes their events one event
+    (identical times, not times equal to rounding) and the run cheaper.
+
+    Returns
+    -------
+    merged : Dataset
+        The distinct (point, label) pairs in the order of their first occurrence (``data``
+        itself if there are no repeats).
+    inverse : ndarray of int or None
+        ``merged`` index of every point of ``data`` (``None`` if nothing was merged).
+
+    Examples
+    --------
+    >>> data = Dataset([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [1, -1, 1])
+    >>> merged, inv = merge_duplicates(data)
+    >>> merged.X.tolist(), merged.weights.round(4).tolist(), inv.tolist()
+    ([[1.0, 0.0], [0.0, 1.0]], [0.6667, 0.3333], [0, 1, 0])
+    """
+    key = np.column_stack([data.X, data.y])
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    if first.size == data.n:
+        return data, None
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(first.size)
+    inverse = rank[inv.ravel()]
+    keep = np.sort(first)
+    w = np.bincount(inverse, weights=data.weights, minlength=keep.size)
+    return Dataset(data.X[keep], data.y[keep], w), inverse
+
+
+def _expand(traj: Trajectory, data: Dataset, inv: NDArray[np.int64]) -> Trajectory:
+    """A run on merged points, reported on the original points (copies share everything)."""
+    traj.f = traj.f[:, inv]
+    traj.pattern = traj.pattern[:, :, inv]
+    traj.data = data
+    ev = traj.events
+    if ev.size:
+        counts = np.bincount(inv)
+        order = np.argsort(inv, kind="stable")
+        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rep = counts[ev["index"]]
+        out = np.repeat(ev, rep)
+        within = np.arange(out.size) - np.repeat(np.cumsum(rep) - rep, rep)
+        out["index"] = order[np.repeat(start[ev["index"]], rep) + within]
+        traj.events = out
+    return traj
 
 
 def _check_scale(params: Params, data: Dataset, loss: str) -> None:
@@ -176,7 +240,8 @@ class _Run:
     located: int = 0
     nfev: int = 0
     stop: dict[str, Any] | None = None
-    snap: tuple[float, Array, int] | None = None
+    snap: tuple[float, Array, int, float] | None = None
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=15))
     keep_events: bool = True
 
     @classmethod
@@ -219,6 +284,7 @@ class _Run:
             self.record()
         check = True  # test for a stationary point (at the start and on stiff steps)
         while self.j < T:
+            check_deadline()
             s_target = float(self.s_rec[self.j])
             if self.nrn.alive.size == 0 or (check and self._stationary()):
                 self.stop = {"reason": "stationary", "t": math.expm1(s)}
@@ -233,9 +299,10 @@ class _Run:
                 raise RuntimeError(f"gradient_flow: no progress in time for {stall} steps "
                                    f"at t = {math.expm1(s):.6g}")
             s, h = res.s, res.h_next
+            self.recent.append(h)
             stiff = stiff + 1 if res.hlambda > self.prob.tol.stiff_hlambda else 0
             if stiff >= self.prob.tol.stiff_steps and self._too_stiff(s, h) and \
-                    self._stiff_stop(s, h):
+                    self._stiff_stop(s):
                 while self.stop is not None and self.stop["reason"] == "stationary" and \
                         self.j < T:
                     self.record()
@@ -254,20 +321,27 @@ class _Run:
             self.events.append((np.expm1(np.concatenate(b.rec_tau)), np.concatenate(b.neuron),
                                 np.concatenate(b.point), np.concatenate(b.kind)))
 
-    def _stiff_stop(self, s: float, h: float) -> bool:
-        """Decide, once the flow is stiff, between stopping and a stationary point.
+    def _stiff_stop(self, s: float) -> bool:
+        r"""Decide, once the flow is stiff, between going on, stopping, and a stationary point.
 
-        The first stiff decision takes a snapshot; after a decade in t (or 300 steps)
-        the state is compared with it: if no neuron moved by more than ``10 rtol``
-        (relative) the flow sits at a stationary point (``stop`` reason "stationary",
-        the state is recorded at every later time); else it is pinned in some directions
-        while moving in others (reason "stiff", the run ends here).
+        The first stiff decision takes a snapshot; after a factor :math:`e` in
+        :math:`1+t` (or 300 steps and a factor 1.1) the state is compared with it.  If no
+        neuron moved by more than ``10 rtol`` (relative) the flow sits at a stationary point (``stop``
+        reason "stationary", the state is recorded at every later time).  Otherwise the
+        step length :math:`h` in :math:`\tau` (mean of the last ``stiff_steps`` steps) is
+        fitted as :math:`h \propto (1+t)^{-\alpha}` between the snapshot and now: the
+        run stops (reason "stiff") only if :math:`\alpha \ge 1/2` (a relaxation at a
+        fixed rate in :math:`t` gives :math:`\alpha = 1`; a late phase whose rate grows
+        like :math:`\log t` in :math:`\tau` gives :math:`\alpha \approx 0`) and the
+        remaining steps at that law, :math:`(e^{\alpha(\tau_{max}-\tau)} - 1)/(\alpha h)`,
+        exceed ``stiff_budget``.  Else a new snapshot is taken and the run goes on.
         """
+        h = float(np.mean(self.recent))
         if self.snap is None:
-            self.snap = (s, self.nrn.Z.copy(), self.steps)
+            self.snap = (s, self.nrn.Z.copy(), self.steps, h)
             return False
-        s_snap, Z_snap, k_snap = self.snap
-        if s < s_snap + math.log(10.0) and self.steps - k_snap < 300:
+        s_snap, Z_snap, k_snap, h_snap = self.snap
+        if s < s_snap + 1.0 and (self.steps - k_snap < 300 or s < s_snap + 0.1):
             return False
         live = self.nrn.alive
         dz = np.linalg.norm(self.nrn.Z[live] - Z_snap[live], axis=1)
@@ -277,15 +351,26 @@ class _Run:
         if change <= 10 * self.prob.tol.rtol:
             self.stop = {"reason": "stationary", "t": t, "since": math.expm1(s_snap),
                          "change": change}
-        else:
-            self.stop = {"reason": "stiff", "t": t, "dt": h * math.exp(s),
-                         "loss": self._loss(), "change": change}
+            return True
+        alpha = math.log(h_snap / h) / (s - s_snap) if s > s_snap else 0.0
+        rest = math.log1p(self.t_max) - s
+        cost = rest / h if alpha <= 0 else math.expm1(min(alpha * rest, 700.0)) / (alpha * h)
+        if alpha < 0.5 or cost <= self.prob.tol.stiff_budget:
+            self.snap = None
+            return False
+        self.stop = {"reason": "stiff", "t": t, "dt": h * math.exp(s), "loss": self._loss(),
+                     "change": change, "alpha": alpha, "steps_needed": cost}
         return True
 
     def _too_stiff(self, s: float, h: float) -> bool:
-        """Would the remaining horizon at this step length in t exceed the step budget?"""
-        dt = h * math.exp(s)
-        return (self.t_max - math.expm1(s)) / dt > self.prob.tol.stiff_budget
+        r"""Would the rest of the run at this step length in tau exceed the step budget?
+
+        The steps are taken in :math:`\tau`: a stability-limited step length that stays
+        put in :math:`\tau` costs steps proportional to :math:`\log t_{max}`; only a
+        step length shrinking like a power of :math:`1/t` (a fixed rate in :math:`t`)
+        can exceed the budget, which :meth:`_stiff_stop` then measures.
+        """
+        return (math.log1p(self.t_max) - s) / h > self.prob.tol.stiff_budget
 
     def _loss(self) -> float:
         f = self.prob.outputs(self.nrn.Z, self.nrn.status)
