@@ -327,9 +327,9 @@ class _Run:
         The first stiff decision takes a snapshot; after a factor :math:`e` in
         :math:`1+t` (or 300 steps and a factor 1.1) the state is compared with it.  If no
         neuron moved by more than ``10 rtol`` (relative) the flow sits at a stationary
-        point (``stop`` reason "stationary", the state is recorded at every later time).  Otherwise the
-        step length :math:`h` in :math:`\tau` (mean of the last ``stiff_steps`` steps) is
-        fitted as :math:`h \propto (1+t)^{-\alpha}` between the snapshot and now: the
+        point (``stop`` reason "stationary", the state is recorded at every later
+        time).  Otherwise the step length :math:`h` in :math:`\tau` (mean of the last
+        ``stiff_steps`` steps) is fitted as :math:`h \propto (1+t)^{-\alpha}` between the snapshot and now: the
         run stops (reason "stiff") only if :math:`\alpha \ge 1/2` (a relaxation at a
         fixed rate in :math:`t` gives :math:`\alpha = 1`; a late phase whose rate grows
         like :math:`\log t` in :math:`\tau` gives :math:`\alpha \approx 0`) and the
