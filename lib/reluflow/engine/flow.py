@@ -325,16 +325,17 @@ class _Run:
         r"""Decide, once the flow is stiff, between going on, stopping, and a stationary point.
 
         The first stiff decision takes a snapshot; after a factor :math:`e` in
-        :math:`1+t` (or 300 steps and a factor 1.1) the state is compared with it.  If no
-        neuron moved by more than ``10 rtol`` (relative) the flow sits at a stationary
-        point (``stop`` reason "stationary", the state is recorded at every later
-        time).  Otherwise the step length :math:`h` in :math:`\tau` (mean of the last
-        ``stiff_steps`` steps) is fitted as :math:`h \propto (1+t)^{-\alpha}` between the snapshot and now: the
-        run stops (reason "stiff") only if :math:`\alpha \ge 1/2` (a relaxation at a
-        fixed rate in :math:`t` gives :math:`\alpha = 1`; a late phase whose rate grows
-        like :math:`\log t` in :math:`\tau` gives :math:`\alpha \approx 0`) and the
-        remaining steps at that law, :math:`(e^{\alpha(\tau_{max}-\tau)} - 1)/(\alpha h)`,
-        exceed ``stiff_budget``.  Else a new snapshot is taken and the run goes on.
+        :math:`1+t` (or 300 steps and a factor 1.1) the state is compared with it.  If
+        no neuron moved by more than ``10 rtol`` (relative) the flow sits at a
+        stationary point (``stop`` reason "stationary", the state is recorded at every
+        later time).  Otherwise the step length :math:`h` in :math:`\tau` (mean of the
+        last ``stiff_steps`` steps) is fitted as :math:`h \propto (1+t)^{-\alpha}`
+        between the snapshot and now: the run stops (reason "stiff") only if
+        :math:`\alpha \ge 1/2` (a relaxation at a fixed rate in :math:`t` gives
+        :math:`\alpha = 1`; a late phase whose rate grows like :math:`\log t` in
+        :math:`\tau` gives :math:`\alpha \approx 0`) and the remaining steps at that
+        law, :math:`(e^{\alpha(\tau_{max}-\tau)} - 1)/(\alpha h)`, exceed
+        ``stiff_budget``.  Else a new snapshot is taken and the run goes on.
         """
         h = float(np.mean(self.recent))
         if self.snap is None:
