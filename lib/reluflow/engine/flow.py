@@ -116,6 +116,9 @@ def gradient_flow(
 
     Raises
     ------
+    reluflow.engine.deadline.RunTimeLimitExceeded
+        When a time limit set with :func:`~reluflow.engine.deadline.time_limit` passes
+        (checked before every step and every sub-step of a catch-up solve).
     ValueError
         Bad arguments, or a start too large for float64 (the loss or the field
         overflows: ``params`` must be scaled down).

@@ -38,6 +38,7 @@ from reluflow.engine.coupled import (
     integrate_step,
     state_keys,
 )
+from reluflow.engine.deadline import check_deadline
 from reluflow.engine.events import (
     RELEASE,
     Deferral,
@@ -483,6 +484,7 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
                            atol=atol, first_step=1.0)
     rows, lo, hi, coefs = [], [], [], []
     while solver.status == "running":
+        check_deadline()
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             msg = solver.step()
             if solver.status == "failed":
