@@ -208,3 +208,19 @@ def test_no_progress_raises_instead_of_looping(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr("reluflow.engine.flow.take_step", stuck)
     with pytest.raises(RuntimeError, match="no progress in time"):
         gradient_flow(init_network(5, 2, 1e-2, seed=0), TwoPointData(0.3, 0.7), 10.0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("error")
+def test_overflowing_trial_steps_are_rejected_without_a_warning() -> None:
+    """Delta = 0.1, p = 0.5, kappa = 1e-6, m = 100 on the explorers' grid: a too-long trial
+    step in tau (the field carries the factor e^tau) overflowed DOP853's stages, and scipy's
+    error estimate warned "invalid value encountered in dot" on its way to rejecting it.
+    The engine's error norm rejects a non-finite stage itself: no warning, same run."""
+    from reluflow.runs.config import RunConfig, explore_times
+
+    cfg = RunConfig(delta=0.1, p=0.5, kappa=1e-6, m=100, seed=0, t_max=1e30)
+    params = init_network(100, 2, 1e-6, seed=0)
+    tr = gradient_flow(params, TwoPointData(0.1, 0.5), 1e30, times=explore_times(cfg))
+    check_run(tr, params)
+    assert tr.info["stop"] is None and tr.t[-1] == 1e30
