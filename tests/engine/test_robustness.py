@@ -26,12 +26,11 @@ from reluflow import (
 from reluflow.engine import stepper
 from reluflow.engine.tolerances import T_MIN
 
-sk_datasets = pytest.importorskip("sklearn.datasets")
-
-
-def _binary(loader, a: int, b: int) -> Dataset:  # type: ignore[no-untyped-def]
-    """Classes a (+1) and b (-1) of a bundled scikit-learn data set, scaled by the largest norm."""
-    X, y = loader(return_X_y=True)
+def _binary(name: str, a: int, b: int) -> Dataset:
+    """Classes a (+1) and b (-1) of a bundled scikit-learn data set, scaled by the largest norm
+    (scikit-learn is a dev extra: the test is skipped without it)."""
+    sk_datasets = pytest.importorskip("sklearn.datasets")
+    X, y = getattr(sk_datasets, f"load_{name}")(return_X_y=True)
     sel = (y == a) | (y == b)
     X = X[sel] / np.linalg.norm(X[sel], axis=1).max()
     return Dataset(X, np.where(y[sel] == a, 1.0, -1.0))
@@ -53,7 +52,7 @@ def _gd_limit(params: Params, data: Dataset, t_max: float, times: np.ndarray,
 def test_iris_runs_and_matches_descent() -> None:
     """Iris setosa/versicolor, m = 40, kappa = 1e-2: the engine once took 0 steps and kept
     L = 1.00017; descent is at 0.849 by t = 20."""
-    data = _binary(sk_datasets.load_iris, 0, 1)
+    data = _binary("iris", 0, 1)
     params = init_network(40, 4, 1e-2, seed=3)
     times = np.array([0.0, 5.0, 10.0, 20.0])
     tr = gradient_flow(params, data, 20.0, times=times)
@@ -66,7 +65,7 @@ def test_iris_runs_and_matches_descent() -> None:
 @pytest.mark.timeout(300)
 def test_digits_360_points_no_recursion() -> None:
     """Digits 0/1 (n = 360 in R^64, data rank 51): states of 360 points, never recursion."""
-    data = _binary(sk_datasets.load_digits, 0, 1)
+    data = _binary("digits", 0, 1)
     assert data.n == 360
     params = init_network(6, 64, 1e-3, seed=0)
     times = np.array([0.0, 1.0, 2.0])

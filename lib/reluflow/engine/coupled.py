@@ -34,7 +34,7 @@ from reluflow.engine import dense as dp
 from reluflow.engine.groups import HeldCache, HeldRows, fields, lorentz_project, unique_states
 from reluflow.engine.tolerances import Tolerances
 
-__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "integrate_step"]
+__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "initial_step", "integrate_step"]
 
 Array = NDArray[np.float64]
 Status = NDArray[np.int8]
@@ -105,8 +105,9 @@ class MaxNormDOP853(DOP853):
             err3 = np.abs(K.T @ self.E3) / scale
             if not (np.all(np.isfinite(err5)) and np.all(np.isfinite(err3))):
                 return math.inf  # an overflowing stage: reject, the step shrinks
-            den = np.sqrt(err5 * err5 + 0.01 * err3 * err3)
-            e = np.where(den > 0, err5 * err5 / np.where(den > 0, den, 1.0), 0.0)
+            # e5^2 / sqrt(e5^2 + 0.01 e3^2) without squaring (no overflow for huge stages)
+            ratio = err3 / np.where(err5 > 0, err5, 1.0)
+            e = np.where(err5 > 0, err5 / np.sqrt(1.0 + 0.01 * ratio * ratio), 0.0)
         out = float(abs(h) * np.max(e)) if e.size else 0.0
         return out if math.isfinite(out) else math.inf
 
@@ -345,6 +346,33 @@ def _output_poly(step: DenseStep) -> Array:
     return out
 
 
+def initial_step(system: System, s0: float, s_end: float) -> float:
+    r"""First step length in :math:`\tau`: Hairer's rule (as scipy's), in the max norm.
+
+    :math:`h_0 = 0.01\,d_0/d_1`, :math:`d_0 = \max|y_0|/\text{sc}`,
+    :math:`d_1 = \max|y'_0|/\text{sc}`; then :math:`h_1 = (0.01/\max(d_1, d_2))^{1/8}` with
+    :math:`d_2` the change of :math:`y'` over :math:`h_0`; the step is
+    :math:`\min(100 h_0, h_1, s_{end} - s_0)`.  The max norm does not overflow where
+    scipy's root-mean-square does (a large start: fields near float64's range), which
+    would give a zero first step.
+    """
+    rt = system.prob.tol.solver_rtol
+    y0 = system.y0()
+    scale = system.atol() + rt * np.abs(y0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        f0 = system.rhs(s0, y0)
+        d0 = float(np.max(np.abs(y0) / scale, initial=0.0))
+        d1 = float(np.max(np.abs(f0) / scale, initial=0.0))
+        h0 = 0.01 * d0 / d1 if d0 >= 1e-5 and 1e-5 <= d1 < math.inf else 1e-6
+        h0 = min(h0, s_end - s0)
+        f1 = system.rhs(s0 + h0, y0 + h0 * f0)
+        d2 = float(np.max(np.abs(f1 - f0) / scale, initial=0.0)) / h0
+        big = max(d1, d2)
+        h1 = max(1e-6, 1e-3 * h0) if big <= 1e-15 else (0.01 / big) ** (1.0 / 8.0)
+    h = min(100 * h0, h1, s_end - s0)
+    return h if math.isfinite(h) and h > 0 else min(max(h0, 1e-6), s_end - s0)
+
+
 def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> DenseStep:
     """One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``).
 
@@ -352,8 +380,10 @@ def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> 
     overflowing after a violent step) is taken again four times shorter.
     """
     prob = system.prob
+    if not h:
+        h = initial_step(system, s0, s_end)
     for _ in range(60):
-        first = min(h, s_end - s0) if h else None
+        first = min(h, s_end - s0)
         solver = MaxNormDOP853(system.rhs, s0, system.y0(), s_end, rtol=prob.tol.solver_rtol,
                                atol=system.atol(), first_step=first)
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):

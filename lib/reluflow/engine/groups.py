@@ -199,7 +199,8 @@ def fields(Xr: Array, active: Array, r: Array, held: HeldRows,
     Ar = active * r
     v = held.project(Ar @ Xr)
     if floor is not None:
-        small = np.einsum("nd,nd->n", v, v) <= (np.abs(Ar) @ floor) ** 2
+        with np.errstate(over="ignore"):  # |v|^2 may overflow: then v is not small
+            small = np.sqrt(np.einsum("nd,nd->n", v, v)) <= np.abs(Ar) @ floor
         v[small] = 0.0
     return v
 
