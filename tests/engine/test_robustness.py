@@ -26,6 +26,7 @@ from reluflow import (
 from reluflow.engine import stepper
 from reluflow.engine.tolerances import T_MIN
 
+
 def _binary(name: str, a: int, b: int) -> Dataset:
     """Classes a (+1) and b (-1) of a bundled scikit-learn data set, scaled by the largest norm
     (scikit-learn is a dev extra: the test is skipped without it)."""
