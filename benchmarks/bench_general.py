@@ -344,6 +344,13 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "load0": os.getloadavg()[0]}
 
 
+def _without_outputs(obj: Any) -> Any:
+    """The results without the recorded outputs ``f`` (used for the accuracy only)."""
+    if isinstance(obj, dict):
+        return {k: _without_outputs(v) for k, v in obj.items() if k != "f"}
+    return obj
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
@@ -365,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         R["cases"][name] = res
     R["load1"] = os.getloadavg()[0]
     raw = HERE / "results_general.json"
-    raw.write_text(json.dumps(R, indent=1, default=str))
+    raw.write_text(json.dumps(_without_outputs(R), indent=1, default=str))
     text = render(R)
     write_section(text, a.out)
     print(text)
