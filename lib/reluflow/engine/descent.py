@@ -64,7 +64,7 @@ def gradient_descent(
 
     Raises
     ------
-    reluflow.engine.deadline.RunTimeLimitExceeded
+    ~reluflow.engine.deadline.RunTimeLimitExceeded
         When a time limit set with :func:`~reluflow.engine.deadline.time_limit` passes
         (checked before every step).
     """

@@ -117,7 +117,7 @@ def gradient_flow(
 
     Raises
     ------
-    reluflow.engine.deadline.RunTimeLimitExceeded
+    ~reluflow.engine.deadline.RunTimeLimitExceeded
         When a time limit set with :func:`~reluflow.engine.deadline.time_limit` passes
         (checked before every step and every sub-step of a catch-up solve).
     ValueError
