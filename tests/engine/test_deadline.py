@@ -46,3 +46,30 @@ def test_limit_is_per_thread() -> None:
         th.start()
         th.join()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("run", ["flow", "descent"])
+def test_integrators_check_the_limit_before_every_step(run: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time-limited run stops within one step: the limit is checked before each step
+    (counted here), and a passed limit raises at the first check."""
+    from reluflow import TwoPointData, gradient_descent, gradient_flow, init_network
+    from reluflow.engine import descent, flow
+
+    params, data = init_network(10, 2, 1e-3, seed=0), TwoPointData(0.3, 0.7)
+    go = (lambda: gradient_flow(params, data, 1e4)) if run == "flow" else \
+        (lambda: gradient_descent(params, data, 0.05, 20.0))
+    calls = [0]
+
+    def counting() -> None:
+        calls[0] += 1
+        check_deadline()
+
+    monkeypatch.setattr(flow if run == "flow" else descent, "check_deadline", counting)
+    tr = go()
+    assert calls[0] >= tr.info["steps"] > 0
+    with time_limit(1e-9):
+        time.sleep(1e-3)
+        with pytest.raises(RunTimeLimitExceeded, match="time limit"):
+            go()
+    assert calls[0] >= tr.info["steps"] + 1

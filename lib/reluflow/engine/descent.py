@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 
 from reluflow.engine import checks as v
 from reluflow.engine.data import Dataset
+from reluflow.engine.deadline import check_deadline
 from reluflow.engine.network import Params, check_run_inputs, residual_weights
 from reluflow.engine.trajectory import Recorder, Trajectory, default_times, make_events
 
@@ -60,6 +61,12 @@ def gradient_descent(
     Trajectory
         With ``events`` holding every sign change of :math:`b_k^\top x_i` between steps
         (``activate``/``deactivate``); chattering shows up as many such events.
+
+    Raises
+    ------
+    ~reluflow.engine.deadline.RunTimeLimitExceeded
+        When a time limit set with :func:`~reluflow.engine.deadline.time_limit` passes
+        (checked before every step).
     """
     tm, tgrid, loss = check_run_inputs(params, data, t_max, times, loss)
     eta = v.positive_finite("lr", lr)
@@ -80,6 +87,7 @@ def gradient_descent(
     act = pre > 0
     j = 0
     for step in range(n_steps + 1):
+        check_deadline()
         relu = np.where(act, pre, 0.0)
         f = a @ relu
         while j < T and rec_steps[j] == step:

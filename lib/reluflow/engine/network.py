@@ -137,11 +137,16 @@ def init_network(
     ka = kap if kappa_a is None else v.positive_finite("kappa_a", kappa_a)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     B = kap * rng.standard_normal((mm, dd))
-    if balanced:
-        signs = rng.choice(np.array([-1.0, 1.0]), size=mm)
-        a = signs * np.linalg.norm(B, axis=1)
-    else:
-        a = ka * rng.standard_normal(mm)
+    with np.errstate(over="ignore"):
+        if balanced:
+            signs = rng.choice(np.array([-1.0, 1.0]), size=mm)
+            a = signs * np.linalg.norm(B, axis=1)
+        else:
+            a = ka * rng.standard_normal(mm)
+        sq = a**2 + np.einsum("kd,kd->k", B, B)
+    if not np.all(np.isfinite(sq)):
+        raise ValueError(f"kappa = {kap:g} (or kappa_a) is too large for float64: the squared "
+                         "norms of the weights overflow; use kappa <= 1e150")
     return Params(a, B)
 
 

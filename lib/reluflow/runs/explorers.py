@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -281,14 +280,7 @@ def run_explorer(config: Mapping[str, Any]) -> dict[str, Any]:
     :func:`reluflow.runs.scaling.dense_summary` of the run merged with :func:`reduce_run`.
     """
     cfg = RunConfig.from_mapping(config).replace(grid="explore")
-    with warnings.catch_warnings():
-        # DOP853's error estimate of a trial step whose stages overflowed is NaN; scipy
-        # rejects that step and retries a smaller one (NaN < 1 is false), so the warning
-        # says nothing about the accepted steps (at delta = 0.1, p = 0.5, kappa = 1e-6 of
-        # the book's grid).  A worker's stderr would reach the page of the notebook.
-        warnings.filterwarnings("ignore", "invalid value encountered in dot",
-                                RuntimeWarning, r"scipy\.integrate\._ivp\.rk")
-        run = simulate(cfg)
+    run = simulate(cfg)
     return {**scaling.dense_summary(run), **reduce_run(run)}
 
 

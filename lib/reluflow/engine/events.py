@@ -1,0 +1,550 @@
+r"""Events inside a step: where they are, what they do, and the batch they form.
+
+Inside one step every neuron moves along a polynomial of degree 7 in the step's time
+(a *segment*: its own dense output, a propagator applied to it, or a catch-up solve after
+an event).  Its events are
+
+* a **crossing**: :math:`s_i \beta^\top\tilde x_i` (positive on the neuron's side of a
+  non-held point :math:`i`) reaches zero;
+* a **sign change of a** for a held neuron (:math:`\operatorname{sign}(a) = -y_K` is what
+  lets it hold);
+* a **release**: the Filippov coefficients :math:`\lambda_K(r(\tau))` of its held set
+  leave :math:`(0, 1)` (a property of the state, not of the neuron).
+
+:func:`locate` finds the first crossing or sign change on segments (Bernstein bounds rule
+out most neurons at once, the rest are deflated at the segment start and root-found);
+:func:`release_times` finds the first release of held states on the step's output
+polynomial; :func:`process` applies located events: the new state on every boundary the
+neuron sits on (:func:`reluflow.engine.groups.resolve`), the recorded event kinds, the
+exact projection onto held boundaries, and the size of the jump of
+:math:`df/d\tau` that the coupled system only sees at the step end
+(:class:`EventBatch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+from reluflow.engine import dense as dp
+from reluflow.engine.coupled import DenseStep, Problem
+from reluflow.engine.groups import fields as neuron_fields
+from reluflow.engine.groups import resolve
+
+__all__ = [
+    "CROSS",
+    "FLIP",
+    "KINDS",
+    "RELEASE",
+    "Deferral",
+    "EventBatch",
+    "Found",
+    "Located",
+    "Segments",
+    "in_step",
+    "locate",
+    "process",
+    "release_times",
+]
+
+Array = NDArray[np.float64]
+Index = NDArray[np.int64]
+Status = NDArray[np.int8]
+
+#: Event causes: a crossing of a boundary, a sign change of a held neuron's a, a release.
+CROSS, FLIP, RELEASE = 0, 1, 2
+#: Recorded kinds (index = code).
+KINDS = ("activate", "deactivate", "slide-start", "slide-end")
+_ACT, _DEACT, _SSTART, _SEND = range(4)
+_RELEASE_GRID = 32
+_CHUNK = 4096
+
+
+@dataclass
+class Segments:
+    """Polynomial pieces of motion: row ``row[p]`` moves as ``coef[:, p]`` on [lo, hi]."""
+
+    row: Index  # (P,) index of the moving neuron in its batch
+    lo: Array  # (P,) tau at u = 0
+    hi: Array  # (P,) tau at u = 1
+    coef: Array  # (8, P, D1) monomial coefficients in u
+
+
+@dataclass
+class Located:
+    """The next event of each of N neurons (time inf: none before the step end)."""
+
+    idx: Index  # neuron
+    tau: Array
+    z: Array  # (N, D1) state at the event
+    status: Status  # (N, n) activation state before the event
+    cause: NDArray[np.int8]  # CROSS, FLIP or RELEASE
+    point: Index  # boundary crossed or released (-1 for FLIP)
+    side: NDArray[np.int8]  # side a release goes to
+    count: Index  # events this neuron already had in the step
+    zscale: Array  # rounding scale of z (sum of its polynomial's coefficient norms)
+
+    def take(self, sel: NDArray[np.bool_] | Index) -> Located:
+        return Located(*(getattr(self, f.name)[sel] for f in fields(self)))
+
+    @classmethod
+    def concat(cls, parts: list[Located]) -> Located:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in
+                     fields(cls)))
+
+
+def in_step(tau: Array, s0: float, s_end: float) -> NDArray[np.bool_]:
+    """Events a step ending at ``s_end`` handles: before its end, or at its start."""
+    return np.asarray((tau < s_end) | (tau <= s0))
+
+
+@dataclass
+class EventBatch:
+    """Events of one step: the records (times in tau) and the deferred-error terms."""
+
+    rec_tau: list[Array] = field(default_factory=list)
+    neuron: list[Index] = field(default_factory=list)
+    point: list[Index] = field(default_factory=list)
+    kind: list[NDArray[np.int8]] = field(default_factory=list)
+    tau: list[Array] = field(default_factory=list)
+    mag: list[Array] = field(default_factory=list)
+
+    def add_records(self, tau: Array, neuron: Index, point: Index, kind: int) -> None:
+        if neuron.size:
+            self.rec_tau.append(tau)
+            self.neuron.append(neuron)
+            self.point.append(point)
+            self.kind.append(np.full(neuron.size, kind, dtype=np.int8))
+
+    def add_error(self, tau: Array, mag: Array) -> None:
+        self.tau.append(tau)
+        self.mag.append(mag)
+
+    @property
+    def size(self) -> int:
+        return int(sum(a.size for a in self.tau))
+
+    def keep(self, s0: float, s_end: float) -> None:
+        """Drop everything a step ending at ``s_end`` does not handle (:func:`in_step`)."""
+        for k, tau in enumerate(self.rec_tau):
+            m = in_step(tau, s0, s_end)
+            self.rec_tau[k], self.neuron[k] = tau[m], self.neuron[k][m]
+            self.point[k], self.kind[k] = self.point[k][m], self.kind[k][m]
+        for k, tau in enumerate(self.tau):
+            m = in_step(tau, s0, s_end)
+            self.tau[k], self.mag[k] = tau[m], self.mag[k][m]
+
+    def deferral_error(self, s: float, scale: float) -> float:
+        r"""Bound on the relative error of deferring each event's :math:`\dot f` jump to ``s``.
+
+        :math:`\text{scale}\sum_e w_e (s - \tau_e)^2 / 2` over events before ``s``, with
+        :math:`w_e = \sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_{e,i}|` (see :func:`process`)
+        and scale :math:`= 1 + t` at ``s``: the largest change of any neuron's relative
+        velocity, integrated twice over the time the jump is deferred.
+        """
+        if not self.tau:
+            return 0.0
+        tau = np.concatenate(self.tau)
+        mag = np.concatenate(self.mag)
+        d = np.clip(s - tau, 0.0, None)
+        return float(scale * np.sum(mag * d * d) / 2)
+
+    def cut_time(self, s0: float, s_end: float, scale: float, budget: float) -> float:
+        """Latest time in (first event, s_end] where the deferral error fits the budget."""
+        tau = np.concatenate(self.tau)
+        lo, hi = float(tau.min()), s_end
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            if self.deferral_error(mid, scale) > budget:
+                hi = mid
+            else:
+                lo = mid
+        return max(lo, s0)
+
+
+@dataclass(frozen=True)
+class Deferral:
+    r"""Error of deferring the events of a step to its end, per neuron with events.
+
+    Neuron k's deferred output change :math:`\delta f_k` grows from its first event
+    :math:`\tau_k` as :math:`w_k d + K_k d^2` (:math:`d = s - \tau_k`, weighted by
+    :math:`|r_i|\,\lVert\tilde x_i\rVert` and summed over points), :math:`w_k` from the
+    first jump and :math:`K_k` from the exact value :math:`w^{end}_k` at the step end.
+    Every neuron's relative velocity changes by at most :math:`(1+t)` times that, so the
+    error of a step ending at ``s`` is :math:`(1+t)\sum_k (w_k d^2/2 + K_k d^3/3)`.
+
+    Examples
+    --------
+    >>> d = Deferral(np.array([0.0]), np.array([2.0]), np.array([2.0]), 1.0)
+    >>> round(float(d.error(1.0) / np.exp(1.0)), 12)  # w d^2 / 2 with w = 2, d = 1
+    1.0
+    >>> s = d.cut_time(0.0, 1.0, 0.1)
+    >>> bool(abs(d.error(s) - 0.1) < 1e-12)
+    True
+    """
+
+    tau: Array
+    w1: Array
+    wend: Array
+    s_end: float
+
+    @classmethod
+    def empty(cls) -> Deferral:
+        return cls(np.zeros(0), np.zeros(0), np.zeros(0), 0.0)
+
+    def error(self, s: float) -> float:
+        if self.tau.size == 0:
+            return 0.0
+        d_end = np.maximum(self.s_end - self.tau, 1e-300)
+        K = np.maximum(self.wend - self.w1 * d_end, 0.0) / d_end**2
+        d = np.clip(s - self.tau, 0.0, None)
+        return float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + K * d**3 / 3))
+
+    def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
+        """None if the step fits ``budget``, else the latest time where it does."""
+        if self.error(s_end) <= budget:
+            return None
+        lo, hi = float(self.tau.min()), s_end
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            lo, hi = (lo, mid) if self.error(mid) > budget else (mid, hi)
+        return max(lo, s0)
+
+
+# ------------------------------------------------------------------ location
+@dataclass
+class Found:
+    """First crossing or flip of each row on its segments (time inf: none)."""
+
+    tau: Array
+    z: Array  # (R, D1) state at the event
+    zscale: Array  # (R,) sum of the coefficient norms there: the rounding scale of z
+    cause: NDArray[np.int8]
+    point: Index
+
+
+def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = None,
+           fresh: NDArray[np.bool_] | None = None) -> Found:
+    """First crossing, or sign change of a held ``a``, of each row along its segments.
+
+    ``status`` (R, n) is each row's state.  ``fresh`` (R, n) marks the points each row
+    was just resolved on at time ``start`` (R,): their functions vanish there and are
+    always deflated at the start of the segment that begins at ``start``.
+    """
+    R = status.shape[0]
+    out = Found(np.full(R, np.inf), np.zeros((R, prob.D1)), np.zeros(R),
+                np.zeros(R, dtype=np.int8), np.full(R, -1, dtype=np.int64))
+    for lo in range(0, seg.row.size, _CHUNK):
+        sl = slice(lo, lo + _CHUNK)
+        part = Segments(seg.row[sl], seg.lo[sl], seg.hi[sl], seg.coef[:, sl])
+        force = None
+        if fresh is not None and start is not None:
+            force = fresh[part.row] & (part.lo == start[part.row])[:, None]
+        u, c, pt = _first_on_segments(prob, part, status[part.row], force)
+        t_ev = part.lo + u * (part.hi - part.lo)
+        fin = np.flatnonzero(np.isfinite(u))
+        if fin.size == 0:
+            continue
+        order = fin[np.lexsort((t_ev[fin], part.row[fin]))]
+        best = order[np.r_[True, part.row[order][1:] != part.row[order][:-1]]]
+        rw = part.row[best]
+        better = t_ev[best] < out.tau[rw]
+        best, rw = best[better], rw[better]
+        out.tau[rw] = t_ev[best]
+        out.z[rw] = np.einsum("pkd,pk->kd", part.coef[:, best], u[best][None, :] **
+                              np.arange(8)[:, None])
+        out.zscale[rw] = np.linalg.norm(part.coef[:, best], axis=2).sum(axis=0)
+        out.cause[rw], out.point[rw] = c[best], pt[best]
+    return out
+
+
+def _first_on_segments(prob: Problem, seg: Segments, st: Status,
+                       force: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.int8], Index]:
+    r"""Per segment: first event parameter u (inf: none), its cause and point.
+
+    A pair (segment, point) can only have a root if :math:`s_i\beta(0)^\top\tilde x_i` is
+    within :math:`\sum_{p\ge1}\lVert\beta_p\rVert\,\lVert\tilde x_i\rVert` of zero; only
+    those pairs get their Bernstein bound, and only pairs whose bound is negative are
+    root-found.
+    """
+    P = seg.row.size
+    Cb = seg.coef[:, :, 1:]
+    nrm = np.linalg.norm(Cb, axis=2)  # (8, P)
+    zn = nrm.sum(axis=0)  # bounds |beta(u)| on [0, 1], and the rounding of its values
+    tol = prob.tol.boundary * zn[:, None] * prob.xnorm[None, :]
+    e0 = (Cb[0] @ prob.Xr.T) * st
+    maybe = (e0 - nrm[1:].sum(axis=0)[:, None] * prob.xnorm[None, :] < -tol) & (st != 0)
+    if force is not None:
+        force = force & (st != 0)
+        maybe |= force
+    u = np.full(P, np.inf)
+    cause = np.zeros(P, dtype=np.int8)
+    point = np.full(P, -1, dtype=np.int64)
+    p_idx, i_idx = np.nonzero(maybe)
+    if p_idx.size:
+        polys = np.einsum("kqd,qd->qk", Cb[:, p_idx], prob.Xr[i_idx]) * \
+            st[p_idx, i_idx][:, None]
+        tq = tol[p_idx, i_idx]
+        fq = np.zeros(p_idx.size, dtype=bool) if force is None else force[p_idx, i_idx]
+        keep = (dp.bernstein_min(polys.T) < -tq) | fq
+        p_idx, i_idx, polys, tq, fq = p_idx[keep], i_idx[keep], polys[keep], tq[keep], fq[keep]
+    if p_idx.size:
+        roots = dp.first_root(dp.deflate(polys, tq, fq), tq)
+        order = np.lexsort((roots, p_idx))
+        first = order[np.r_[True, p_idx[order][1:] != p_idx[order][:-1]]]
+        u[p_idx[first]] = roots[first]
+        point[p_idx[first]] = i_idx[first]
+    _first_flip(prob, seg, st, u, cause, point)
+    return u, cause, point
+
+
+def _first_flip(prob: Problem, seg: Segments, st: Status, u: Array, cause: NDArray[np.int8],
+                point: Index) -> None:
+    """Earlier sign changes of a held neuron's a (updates u, cause, point in place)."""
+    hs = held_sign(prob, st)
+    hrows = np.flatnonzero(hs != 0)
+    if hrows.size == 0:
+        return
+    C = seg.coef[:, hrows]
+    A = C[:, :, 0] * hs[hrows]  # (8, h): positive while the neuron may hold
+    ztol = prob.tol.boundary * np.linalg.norm(C, axis=2).sum(axis=0)
+    fl = np.flatnonzero(dp.bernstein_min(A) < -ztol)
+    if fl.size == 0:
+        return
+    ra = dp.first_root(dp.deflate(A[:, fl].T, ztol[fl]), ztol[fl])
+    rows = hrows[fl]
+    earlier = ra < u[rows]
+    u[rows[earlier]] = ra[earlier]
+    cause[rows[earlier]] = FLIP
+    point[rows[earlier]] = -1
+
+
+def held_sign(prob: Problem, st: Status) -> Array:
+    """Sign a held neuron's a must keep (-label of its held points; 0 if none held)."""
+    held = st == 0
+    first = np.argmax(held, axis=1)
+    return np.where(held.any(axis=1), -prob.y[first], 0.0)
+
+
+# ------------------------------------------------------------------ releases
+def release_times(step: DenseStep, status: Status, s_from: Array,
+                  s_end: float) -> tuple[Array, Index, NDArray[np.int8]]:
+    r"""First time in [s_from, s_end) each held state's :math:`\lambda_K` leaves (0, 1).
+
+    The margins :math:`\min_j \min(\lambda_j, 1 - \lambda_j)` are bracketed on a grid of
+    the step shared by all rows (the residuals there are computed once) and refined by
+    Illinois steps.  Returns per row the time (inf: none), the point whose coefficient
+    leaves and the side it leaves to (+1 when :math:`\lambda \to 1`, -1 when
+    :math:`\lambda \to 0`).
+    """
+    prob = step.system.prob
+    Q = status.shape[0]
+    tau = np.full(Q, np.inf)
+    point = np.full(Q, -1, dtype=np.int64)
+    side = np.zeros(Q, dtype=np.int8)
+    rows = np.flatnonzero(np.any(status == 0, axis=1) & (s_from < s_end))
+    if rows.size == 0:
+        return tau, point, side
+    Kidx, Pinv = _padded_held(prob, status[rows])
+    act = (status[rows] == 1).astype(np.float64)
+    s0 = step.s0
+    g = s0 + (s_end - s0) * np.linspace(0.0, 1.0, _RELEASE_GRID + 1)
+    t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
+    r_grid = prob.residual(step.f_at(step.x_of(g)))
+    r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
+    r = np.concatenate([r_start[:, None, :], np.broadcast_to(r_grid, (rows.size, *r_grid.shape))],
+                       axis=1)
+    marg = _margins(act, Kidx, Pinv, r, prob.Xr)
+    marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
+    out = marg <= 0
+    sel = np.flatnonzero(out.any(axis=1))
+    if sel.size == 0:
+        return tau, point, side
+    k = np.argmax(out[sel], axis=1)
+    prev = np.where(k > 0, _prev_finite(marg[sel], k), 0)
+    lo, hi = t_all[sel, prev], t_all[sel, k]
+    ev = _row_eval(step, act[sel], Kidx[sel], Pinv[sel])
+    hi = _illinois(ev, lo, hi, marg[sel, prev], marg[sel, k], k > 0)
+    t_rel = np.where(k == 0, t_all[sel, 0], hi)
+    rr = prob.residual(step.f_at(step.x_of(t_rel)))[:, None, :]
+    lam = _lambdas(act[sel], Kidx[sel], Pinv[sel], rr, prob.Xr)[:, 0]  # (S, h)
+    mj = np.where(Kidx[sel] >= 0, np.minimum(lam, 1 - lam), np.inf)
+    j = np.argmin(mj, axis=1)
+    tau[rows[sel]] = t_rel
+    point[rows[sel]] = Kidx[sel, j]
+    side[rows[sel]] = np.where(lam[np.arange(sel.size), j] >= 0.5, 1, -1)
+    return tau, point, side
+
+
+def _prev_finite(marg: Array, k: Index) -> Index:
+    """Index of the last finite margin before column ``k`` of each row (0 if none)."""
+    cols = np.arange(marg.shape[1])[None, :]
+    ok = np.isfinite(marg) & (cols < k[:, None])
+    return np.asarray(np.where(ok.any(axis=1), marg.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1),
+                               0))
+
+
+def _row_eval(step: DenseStep, act: Array, Kidx: Index,
+              Pinv: Array) -> Callable[[Array], Array]:
+    prob = step.system.prob
+
+    def fun(t: Array) -> Array:
+        r = prob.residual(step.f_at(step.x_of(t)))[:, None, :]
+        return _margins(act, Kidx, Pinv, r, prob.Xr)[:, 0]
+
+    return fun
+
+
+def _illinois(fun: Callable[[Array], Array], lo: Array, hi: Array, flo: Array, fhi: Array,
+              active: NDArray[np.bool_]) -> Array:
+    """Vectorised Illinois (regula falsi) refinement of roots bracketed by f(lo) > 0 >= f(hi).
+
+    Returns the right end of each bracket (where f <= 0) once the bracket is a few ulps
+    wide.
+    """
+    lo, hi, flo, fhi = lo.copy(), hi.copy(), flo.copy(), fhi.copy()
+    side = np.zeros(lo.size, dtype=np.int8)
+    act = active & (hi > lo)
+    for _ in range(100):
+        if not act.any():
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = hi - fhi * (hi - lo) / (fhi - flo)
+        mid = 0.5 * (lo + hi)
+        bad = ~np.isfinite(x) | (x <= lo) | (x >= hi)
+        x = np.where(bad, mid, x)
+        fx = np.where(act, fun(np.where(act, x, lo)), 0.0)
+        neg = act & (fx <= 0)
+        pos = act & ~neg
+        hi, fhi = np.where(neg, x, hi), np.where(neg, fx, fhi)
+        lo, flo = np.where(pos, x, lo), np.where(pos, fx, flo)
+        flo = np.where(neg & (side == -1), 0.5 * flo, flo)  # Illinois: halve the stale end
+        fhi = np.where(pos & (side == 1), 0.5 * fhi, fhi)
+        side = np.where(neg, -1, np.where(pos, 1, side)).astype(np.int8)
+        act &= (hi - lo) > 4 * np.spacing(np.maximum(np.abs(hi), 1e-300))
+    return hi
+
+
+def _padded_held(prob: Problem, status: Status) -> tuple[Index, Array]:
+    """Held points (R, h) padded with -1 and the rows of pinv(X_K) (R, h, D)."""
+    held = status == 0
+    h = int(held.sum(axis=1).max())
+    Kidx = np.full((status.shape[0], h), -1, dtype=np.int64)
+    Pinv = np.zeros((status.shape[0], h, prob.Xr.shape[1]))
+    for rw in range(status.shape[0]):
+        geo = prob.held.get(held[rw])
+        Kidx[rw, : geo.idx.size] = geo.idx
+        Pinv[rw, : geo.idx.size] = geo.pinv_rows
+    return Kidx, Pinv
+
+
+def _lambdas(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
+    """Filippov coefficients (R, T, h) of R held states for residuals ``r`` (R, T, n)."""
+    vA = (act[:, None, :] * r) @ Xr  # (R, T, D)
+    mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
+    T = r.shape[1]
+    rK = np.take_along_axis(r, np.maximum(Kidx, 0)[:, None, :].repeat(T, axis=1), axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(mu / rK)
+
+
+def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
+    """Distance of the Filippov coefficients to the ends of (0, 1): (R, T)."""
+    lam = _lambdas(act, Kidx, Pinv, r, Xr)
+    m = np.where(Kidx[:, None, :] >= 0, np.minimum(lam, 1 - lam), np.inf)
+    m = np.where(np.isnan(m), -np.inf, m)
+    return np.asarray(m.min(axis=2))
+
+
+# ------------------------------------------------------------------ processing
+def process(step: DenseStep, loc: Located,
+            batch: EventBatch) -> tuple[Status, Array, NDArray[np.bool_]]:
+    """Apply located events: new states, records, held projection, deferral terms.
+
+    Returns the neurons' new states (N, n), their states (N, D1) after projection onto
+    the boundaries they are held on, and the points each was resolved on (N, n).
+    """
+    prob = step.system.prob
+    Xr = prob.Xr
+    N = loc.idx.size
+    rows = np.arange(N)
+    r = prob.residual(step.f_at(step.x_of(loc.tau)))
+    z = loc.z
+    pre = z[:, 1:] @ Xr.T
+    scale = np.maximum(np.linalg.norm(z[:, 1:], axis=1), loc.zscale)
+    onb = (np.abs(pre) <= prob.tol.boundary * scale[:, None] * prob.xnorm) | (loc.status == 0)
+    crossed = loc.cause == CROSS
+    onb[rows[crossed], loc.point[crossed]] = True
+    e = int(onb.sum(axis=1).max())
+    order = np.argsort(~onb, axis=1, kind="stable")[:, :e]
+    valid = np.take_along_axis(onb, order, axis=1)
+    E = np.where(valid, order, -1)
+    rel = loc.cause == RELEASE
+    hit = (E == loc.point[:, None]) & rel[:, None]
+    pref = np.where(hit, loc.side[:, None], -1).astype(np.int8)
+    flip = loc.cause == FLIP
+    ff = hit | (flip[:, None] & valid &
+                (np.take_along_axis(loc.status, np.maximum(E, 0), 1) == 0))
+    active0 = ((loc.status == 1) & ~onb).astype(np.float64)
+    new_e = resolve(Xr, prob.y, active0, E, z[:, 0], r, ff, pref)
+    new = loc.status.copy()
+    vr, vc = np.nonzero(valid)
+    new[vr, E[vr, vc]] = new_e[vr, vc]
+    _record(batch, loc, new, E, valid)
+    z = _project_held(prob, z, new)
+    batch.add_error(loc.tau, _jump(prob, z, loc.status, new, r, loc.tau))
+    return new, z, onb
+
+
+def _record(batch: EventBatch, loc: Located, new: Status, E: Index,
+            valid: NDArray[np.bool_]) -> None:
+    vr, vc = np.nonzero(valid)
+    pts = E[vr, vc]
+    old = loc.status[vr, pts]
+    nw = new[vr, pts]
+    ch = old != nw
+    vr, pts, old, nw = vr[ch], pts[ch], old[ch], nw[ch]
+    tau, nid = loc.tau[vr], loc.idx[vr]
+    for kind, mask in ((_SEND, old == 0), (_DEACT, old == 1), (_ACT, nw == 1),
+                       (_SSTART, nw == 0)):
+        batch.add_records(tau[mask], nid[mask], pts[mask], kind)
+
+
+def _project_held(prob: Problem, z: Array, status: Status) -> Array:
+    """Put held neurons exactly on their boundaries."""
+    held = prob.held.rows(status)
+    if held.rows.size:
+        z = z.copy()
+        z[:, 1:] = held.project(z[:, 1:])
+    return z
+
+
+def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Array) -> Array:
+    r"""Weights :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|` of the events' jumps.
+
+    A neuron's contribution to :math:`f_j` is :math:`a\,\beta^\top\tilde x_j` while active
+    on j; its :math:`\tau`-derivative is
+    :math:`(1+t)\big((\beta^\top v)(\beta^\top\tilde x_j) + a^2 v^\top\tilde x_j\big)`, and
+    :math:`J_j` is its jump at the event.  Deferring it to the step end leaves
+    :math:`\delta f_i = J_i (s - \tau_e)`, which changes every neuron's relative velocity
+    by at most :math:`(1+t)\sum_i |\partial r_i/\partial f_i|\,\lVert\tilde x_i\rVert\,
+    |\delta f_i|` with :math:`|\partial r_i/\partial f_i| \le |r_i|` for both losses: the
+    weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.
+    """
+    Xr = prob.Xr
+    out = []
+    pre = z[:, 1:] @ Xr.T
+    for st in (old, new):
+        act = (st == 1).astype(np.float64)
+        v = neuron_fields(Xr, act, r, prob.held.rows(st), prob.floor)
+        adot = np.einsum("nd,nd->n", z[:, 1:], v)
+        out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
+    J = np.abs(out[1] - out[0]) * np.exp(tau)[:, None]
+    return np.asarray((J * np.abs(r)) @ prob.xnorm)

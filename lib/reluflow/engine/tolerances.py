@@ -1,0 +1,110 @@
+r"""Named tolerances of the exact gradient-flow engine, in one frozen dataclass.
+
+Every threshold the event-driven integrator :func:`reluflow.gradient_flow` uses is a field
+of :class:`Tolerances`; none is a bare number in the step code.  Only ``rtol`` is a user
+choice (the ``rtol`` argument of :func:`~reluflow.gradient_flow`); the others follow from
+float64 rounding or from the explicit integrator (DOP853) and are documented with the
+argument that fixes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RTOL_RANGE", "T_MIN", "Tolerances"]
+
+#: Allowed range of the local error tolerance ``rtol``.
+RTOL_RANGE = (1e-14, 1e-3)
+
+#: Smallest accepted horizon ``t_max``: below it the default recording grid
+#: (:func:`~reluflow.engine.trajectory.default_times`, from ``t_max / 100``) and the first
+#: integration step are not representable as normal float64 numbers.
+T_MIN = 1e-300
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    r"""Thresholds of one :func:`~reluflow.gradient_flow` run.
+
+    Attributes
+    ----------
+    rtol : float
+        Local error of the integrator per neuron, relative to the neuron's size
+        (max norm over neurons and components), in :data:`RTOL_RANGE`.
+    boundary : float
+        A point is *on* neuron k's boundary when
+        :math:`|\beta_k^\top \tilde x_i| \le` ``boundary``
+        :math:`\lVert\beta_k\rVert\lVert\tilde x_i\rVert`: a few hundred roundings of
+        the products, so rounding never creates an event and a located event is never
+        lost to rounding.
+    batch_share : float
+        Share of ``rtol`` that the deferred effect of the events inside one step may use
+        (the rest is the integrator's): events change a neuron's field at once, but the
+        coupling through the outputs :math:`f(x_i)` sees them only at the step end.
+    max_passes : int
+        Events one neuron may have inside one step; a neuron reaching it has the step cut
+        at its last event (the bound only stops a zero-time cycle of events at a corner
+        where several boundaries meet).
+    stiff_hlambda : float
+        DOP853's stability bound along the negative real axis (Hairer's value 6.1): a
+        step with :math:`h\lambda` above it is limited by stability, not accuracy.
+    stiff_steps : int
+        Consecutive stability-limited steps that mark the flow as stiff (Hairer: 15).
+    stiff_budget : int
+        A stiff run stops (with its reason in ``Trajectory.info``) when reaching
+        ``t_max`` at the current step length in :math:`t` would take more steps than
+        this: near a non-zero-loss stationary point the flow relaxes at a fixed rate in
+        :math:`t`, i.e. ever faster in :math:`\tau = \log(1+t)`, and an explicit
+        integrator would need a number of steps proportional to :math:`t`.
+    rounding_field : float
+        A neuron's field :math:`v_k` is at the rounding level of its terms when
+        :math:`\lVert v_k\rVert \le` ``rounding_field``
+        :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert` over its active points.
+    stall_steps : int
+        Consecutive steps without progress in time after which the run raises instead
+        of looping.
+
+    Examples
+    --------
+    >>> tol = Tolerances(rtol=1e-8)
+    >>> tol.batch
+    5e-09
+    >>> Tolerances(rtol=0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: rtol must lie in [1e-14, 0.001], got 0.1
+    """
+
+    rtol: float = 1e-9
+    boundary: float = 256 * _EPS
+    batch_share: float = 0.5
+    max_passes: int = 32
+    stiff_hlambda: float = 6.1
+    stiff_steps: int = 15
+    stiff_budget: int = 20_000
+    rounding_field: float = 64 * _EPS
+    stall_steps: int = 200
+
+    def __post_init__(self) -> None:
+        lo, hi = RTOL_RANGE
+        if not lo <= self.rtol <= hi:
+            raise ValueError(f"rtol must lie in [{lo:g}, {hi:g}], got {self.rtol!r}")
+        if not 0 < self.batch_share < 1:
+            raise ValueError(f"batch_share must lie in (0, 1), got {self.batch_share!r}")
+        for name in ("max_passes", "stiff_steps", "stiff_budget", "stall_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be an integer >= 1")
+
+    @property
+    def solver_rtol(self) -> float:
+        """``rtol`` for scipy's solvers, which floor it at 100 machine epsilons."""
+        return max(self.rtol, 100 * _EPS)
+
+    @property
+    def batch(self) -> float:
+        """Error budget of the deferred events of one step: ``batch_share * rtol``."""
+        return self.batch_share * self.rtol

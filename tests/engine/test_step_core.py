@@ -1,0 +1,118 @@
+"""The step core: named tolerances, typed step results, the deferral error model."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
+from reluflow.engine import stepper
+from reluflow.engine.events import Deferral, EventBatch
+from reluflow.engine.tolerances import RTOL_RANGE, Tolerances
+
+
+def test_tolerances_are_one_frozen_validated_dataclass() -> None:
+    tol = Tolerances(rtol=1e-7)
+    assert tol.batch == pytest.approx(0.5e-7)
+    assert tol.solver_rtol == max(1e-7, 100 * np.finfo(float).eps)
+    assert Tolerances(rtol=RTOL_RANGE[0]).solver_rtol > RTOL_RANGE[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tol.rtol = 1e-3  # type: ignore[misc]
+    for bad in ({"rtol": 1e-2}, {"rtol": 0.0}, {"batch_share": 1.0}, {"max_passes": 0}):
+        with pytest.raises(ValueError):
+            Tolerances(**bad)  # type: ignore[arg-type]
+
+
+def test_deferral_model_and_cut() -> None:
+    r"""Two neurons: one with a first jump only (linear growth), one whose end value
+    exceeds its linear part (a release: quadratic growth).  error(s) is
+    :math:`e^s \sum_k (w_k d^2/2 + K_k d^3/3)` and the cut is where it meets the budget."""
+    d = Deferral(np.array([0.0, 0.5]), np.array([2.0, 0.0]), np.array([2.0, 0.5]), 1.0)
+    K2 = 0.5 / 0.5**2
+    expect = math.exp(1.0) * (2.0 * 1.0 / 2 + K2 * 0.5**3 / 3)
+    assert d.error(1.0) == pytest.approx(expect, rel=1e-14)
+    assert d.error(0.0) == 0.0
+    assert d.cut_time(0.0, 1.0, 10 * expect) is None
+    budget = expect / 3
+    s = d.cut_time(0.0, 1.0, budget)
+    assert s is not None and 0.0 < s < 1.0
+    assert d.error(s) <= budget < d.error(min(1.0, s + 1e-12))
+    assert Deferral.empty().error(5.0) == 0.0
+
+
+def test_event_batch_keeps_only_what_a_shorter_step_handles() -> None:
+    b = EventBatch()
+    b.add_records(np.array([0.1, 0.4, 0.9]), np.array([0, 1, 2]), np.array([3, 3, 3]), 0)
+    b.add_error(np.array([0.1, 0.4, 0.9]), np.array([1.0, 1.0, 1.0]))
+    assert b.size == 3
+    b.keep(0.0, 0.5)
+    assert b.size == 2 and b.neuron[0].tolist() == [0, 1]
+    assert b.deferral_error(0.5, 1.0) == pytest.approx((0.4**2 + 0.1**2) / 2)
+
+
+def test_step_results_are_typed_and_cuts_never_reintegrate() -> None:
+    """Every step of a run with events: a StepResult; a truncated step ends inside the
+    integrator's own step (its dense output), never below what the integrator took."""
+    seen: list[tuple[float, float, stepper.StepResult]] = []
+    real_take = stepper.take_step
+    real_int = stepper.integrate_step
+    ends: list[float] = []
+
+    def integ(system, s0, s_end, h):  # type: ignore[no-untyped-def]
+        st = real_int(system, s0, s_end, h)
+        ends.append(st.s1)
+        return st
+
+    def take(prob, nrn, s0, s_target, h):  # type: ignore[no-untyped-def]
+        res = real_take(prob, nrn, s0, s_target, h)
+        seen.append((s0, ends[-1], res))
+        return res
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(stepper, "integrate_step", integ)
+    mp.setattr("reluflow.engine.flow.take_step", take)
+    try:
+        rng = np.random.default_rng(1)
+        X = rng.standard_normal((12, 3))
+        data = Dataset(X, np.sign(X @ rng.standard_normal(3)))
+        tr = gradient_flow(init_network(15, 3, 0.1, seed=1), data, 50.0)
+    finally:
+        mp.undo()
+    assert len(seen) == tr.info["steps"]
+    assert all(isinstance(r, stepper.StepResult) for _, _, r in seen)
+    assert any(r.truncated for _, _, r in seen)
+    for s0, s1, r in seen:
+        assert s0 <= r.s <= s1
+        assert r.truncated == (r.s < s1)
+
+
+def test_info_reports_stop_and_counts() -> None:
+    tr = gradient_flow(init_network(30, 2, 1e-4, seed=2), TwoPointData(0.3, 0.7), 1e3)
+    info = tr.info
+    assert info["stop"] is None and info["steps"] > 0 and info["nfev"] > 16 * info["steps"] - 1
+    assert 0 <= info["rejected_steps"] <= info["steps"]
+    assert info["event_neurons"] >= 1 and info["cpu_time"] > 0
+
+
+@pytest.mark.parametrize("params, data", [
+    (init_network(2, 2, 1e-1, seed=0), Dataset([[0.0, 0.0], [0.0, 0.0]], [1.0, -1.0])),
+    (Params([0.0, 0.0], [[0.0, 0.0], [0.0, 0.0]]), TwoPointData(0.3, 0.7)),
+])
+def test_degenerate_starts_are_stationary(params: Params, data: Dataset) -> None:
+    """Data all at the origin, or all weights zero: nothing can move, and the run says so."""
+    tr = gradient_flow(params, data, 100.0)
+    assert tr.info["stop"] == {"reason": "stationary", "t": 0.0}
+    assert np.all(tr.loss == tr.loss[0]) and tr.t[-1] == 100.0
+
+
+def test_one_recording_time_and_no_event_records() -> None:
+    params = init_network(50, 2, 1e-3, seed=0)
+    data = TwoPointData(0.3, 0.7)
+    one = gradient_flow(params, data, 100.0, times=[50.0])
+    full = gradient_flow(params, data, 100.0, times=[0.0, 50.0, 100.0])
+    assert one.t.tolist() == [50.0] and np.allclose(one.f[0], full.f[1], rtol=1e-7)
+    quiet = gradient_flow(params, data, 100.0, record_events=False)
+    assert quiet.events.size == 0 and quiet.info["event_neurons"] > 0
