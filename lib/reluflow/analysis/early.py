@@ -131,7 +131,7 @@ def early_field(data: Dataset, active: ArrayLike, loss: str = "exp") -> Array:
 
 def early_growth_rate(data: Dataset, directions: ArrayLike, signs: ArrayLike,
                       loss: str = "exp") -> Array:
-    r"""Growth rate :math:`G_s(u) = s\,u^\top v_{A(u)}` of balanced neurons along unit ``directions``.
+    r"""Growth rate :math:`G_s(u) = s\,u^\top v_{A(u)}` of balanced neurons along ``directions``.
 
     :math:`\frac{d}{dt}\log\lVert b\rVert = G_s(u)` while :math:`f \approx 0`; the
     directions are normalised here.
@@ -351,7 +351,7 @@ def early_alignment(
     U0, s = _starts(d, starts, n_starts, seed)
     live = s != 0
     U = U0.copy()
-    U[live] = _euler(d, U0[live], s[live], r, h, max(int(math.ceil(T / h)), 1))
+    U[live] = _euler(d, U0[live], s[live], r, h, max(math.ceil(T / h), 1))
     # shrink the chattering around sliding boundaries: a few hundred finer steps
     for fine in (h / 10.0, h / 100.0):
         U[live] = _euler(d, U[live], s[live], r, fine, 200)
@@ -380,7 +380,7 @@ def early_alignment(
 
 
 def escape_slope_bounds(alignment: EarlyAlignment) -> tuple[float, float]:
-    r"""Bounds :math:`(1/\lambda_1, 1/\lambda_2)` of the slope of :math:`t_\mathrm{esc}` in :math:`\log(1/\kappa)`.
+    r"""Bounds :math:`(1/\lambda_1, 1/\lambda_2)` of the escape-time slope in log(1/kappa).
 
     :math:`\lambda_1` is the fastest rate reached, :math:`\lambda_2` the fastest rate of
     the *other* directions reached (equal to :math:`\lambda_1` when only one direction
