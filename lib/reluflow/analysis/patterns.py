@@ -107,6 +107,16 @@ class PatternChanges:
             raise ValueError(f"label must be +1, -1 or None, got {label!r}")
         return np.asarray(c[:, self.y == label].sum(axis=1))
 
+    def first_times(self, kind: str) -> NDArray[np.float64]:
+        """First time (in :attr:`t`) of a change of ``kind`` on each point; ``inf`` if none."""
+        if kind not in CHANGE_KINDS:
+            raise ValueError(f"kind must be one of {CHANGE_KINDS}, got {kind!r}")
+        c = self.counts[kind]
+        have = c[-1] > 0
+        out = np.full(c.shape[1], np.inf)
+        out[have] = self.t[np.argmax(c[:, have] > 0, axis=0)]
+        return out
+
     def per_point(self, kind: str) -> NDArray[np.int64]:
         """Final count of ``kind`` on every point, shape (n,)."""
         if kind not in CHANGE_KINDS:

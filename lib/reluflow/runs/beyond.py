@@ -1,0 +1,300 @@
+r"""Sweeps of the chapter "Beyond two points": cluster spread and initialization scale.
+
+* :func:`cluster_sweep`: the same initialization trained on two-cluster data
+  (:class:`~reluflow.engine.datasets.ClusterData`) at several spreads :math:`\sigma`,
+  :math:`\sigma = 0` (the two-point limit) included, with the measurements of
+  :func:`reluflow.analysis.general_phases.detect_phases_general`.
+* :func:`escape_sweep`: the saddle-escape time over initialization scales :math:`\kappa`
+  for one data set, with the *same* initial directions at every :math:`\kappa`
+  (``init_network`` with one seed draws the same Gaussian directions and scales them), so
+  the Phase-I direction dynamics is identical and only :math:`\log(1/\kappa)` changes; the
+  fitted slope is compared with the early-alignment rates
+  (:func:`reluflow.analysis.early.escape_slope_bounds`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from reluflow.analysis.early import EarlyAlignment, early_alignment, escape_slope_bounds
+from reluflow.analysis.general_phases import detect_phases_general
+from reluflow.analysis.phases import PhaseReport, first_crossing
+from reluflow.engine import checks as v
+from reluflow.engine.data import Dataset
+from reluflow.engine.datasets import ClusterData
+from reluflow.engine.flow import gradient_flow
+from reluflow.engine.network import Params, init_network
+from reluflow.engine.trajectory import Trajectory
+
+__all__ = [
+    "ClusterRun",
+    "EscapeSweep",
+    "SpreadConvergence",
+    "cluster_sweep",
+    "escape_sweep",
+    "spread_convergence",
+]
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ClusterRun:
+    """One spread of :func:`cluster_sweep`: its data, run, phase report and early rate."""
+
+    sigma: float
+    data: ClusterData
+    traj: Trajectory
+    report: PhaseReport
+    rate: float
+
+
+def cluster_sweep(
+    delta: float,
+    p: float,
+    sigmas: ArrayLike,
+    params: Params,
+    *,
+    n: int = 8,
+    seed: int = 0,
+    t_max: float = 1e30,
+    times: ArrayLike | None = None,
+) -> list[ClusterRun]:
+    r"""Train ``params`` on :class:`ClusterData` ``(delta, p, sigma, n, d=params.d, seed)``
+    for each ``sigma`` (exact flow to ``t_max``) and detect the phases.
+
+    Parameters
+    ----------
+    delta, p : float
+        Cluster centres and weights, as :class:`~reluflow.TwoPointData`.
+    sigmas : array_like
+        Spreads, each in ``[0, delta/2)``, increasing.
+    params : Params
+        The initialization, the same for every spread.
+    n, seed : int
+        Points per cluster and the seed of their draws.
+    t_max : float
+        Horizon of every run.
+    times : array_like, optional
+        Recording times (default: the integrator's).
+
+    Returns
+    -------
+    list of ClusterRun
+        In the order of ``sigmas``; ``rate`` is the leading early rate of the data.
+    """
+    s = v.finite_array("sigmas", sigmas, 1)
+    if s.size == 0 or np.any(np.diff(s) <= 0):
+        raise ValueError("sigmas must be a non-empty increasing array")
+    if not isinstance(params, Params):
+        raise ValueError(f"params must be a reluflow.Params, got {type(params).__name__}")
+    out = []
+    for sg in s.tolist():
+        data = ClusterData(delta, p, sg, n=n, d=params.d, seed=seed)
+        traj = gradient_flow(params, data, t_max, times=times)
+        rate = early_alignment(data, params).leading.rate
+        out.append(ClusterRun(sg, data, traj, detect_phases_general(traj, data), rate))
+    return out
+
+
+@dataclass(frozen=True)
+class EscapeSweep:
+    r"""Saddle-escape times over :math:`\kappa` (:func:`escape_sweep`).
+
+    Attributes
+    ----------
+    kappas : ndarray
+        The initialization scales (decreasing).
+    t_escape : ndarray
+        Measured escape times (:math:`L \le (1-\text{drop})L(0)`), located by linear
+        interpolation of :math:`\log(L(0) - L)` between samples (exact for the exponential
+        growth out of the saddle).
+    t_error : ndarray
+        Bound of each time's interpolation error, :math:`h|\Delta^2 g|/(8|\Delta g|)` from the
+        samples around the crossing (:math:`g = \log(L(0) - L)`, step :math:`h`).
+    slope, intercept : float
+        Least-squares line :math:`t_\mathrm{esc} = \text{intercept} + \text{slope}\,
+        \log(1/\kappa)`.
+    slope_error : float
+        The largest change of ``slope`` the time errors can cause,
+        :math:`\sum_i |c_i|\,\epsilon_i` with :math:`c_i` the least-squares weights.
+    alignment : EarlyAlignment
+        The early alignment of the initial directions.
+    bounds : tuple of float
+        :math:`(1/\lambda_1, 1/\lambda_2)` (:func:`~reluflow.analysis.early.escape_slope_bounds`).
+    """
+
+    kappas: Array
+    t_escape: Array
+    t_error: Array
+    slope: float
+    slope_error: float
+    intercept: float
+    alignment: EarlyAlignment
+    bounds: tuple[float, float]
+
+    @property
+    def local_slopes(self) -> Array:
+        """Slopes between consecutive :math:`\\kappa` (they approach :math:`1/\\lambda_1`)."""
+        return np.asarray(np.diff(self.t_escape) / np.diff(np.log(1.0 / self.kappas)))
+
+
+def escape_sweep(
+    data: Dataset,
+    m: int,
+    kappas: ArrayLike,
+    *,
+    seed: int = 0,
+    loss: str = "exp",
+    drop: float = 0.01,
+    n_times: int = 400,
+) -> EscapeSweep:
+    r"""Measure the saddle-escape time at each :math:`\kappa` with the same initial directions.
+
+    Each run is the exact flow from ``init_network(m, data.d, kappa, seed=seed)`` up to
+    :math:`1.5\,(\log(1/\kappa) + 10)/\lambda_1` (beyond the predicted escape), recorded
+    on ``n_times`` equally spaced times.
+
+    Parameters
+    ----------
+    data : Dataset
+        The data.
+    m : int
+        Width.
+    kappas : array_like
+        At least two scales in (0, 1), decreasing.
+    seed : int
+        Seed of the initial directions.
+    loss : {"exp", "logistic"}
+        Loss.
+    drop : float
+        Loss drop defining the escape, in (0, 1).
+    n_times : int
+        Recorded times per run, ``>= 50``.
+
+    Raises
+    ------
+    RuntimeError
+        If a run does not escape within its horizon (naming :math:`\kappa`).
+    """
+    k = v.finite_array("kappas", kappas, 1)
+    if k.size < 2 or np.any(k <= 0) or np.any(k >= 1) or np.any(np.diff(k) >= 0):
+        raise ValueError("kappas must hold at least two decreasing values in (0, 1)")
+    mm = v.int_at_least("m", m, 1)
+    dr = v.open_interval("drop", drop, 0.0, 1.0)
+    nt = v.int_at_least("n_times", n_times, 50)
+    align = early_alignment(data, init_network(mm, data.d, 1.0, seed=seed), loss=loss)
+    lam = align.leading.rate
+    t_esc, t_err = [], []
+    for kap in k.tolist():
+        horizon = 1.5 * (math.log(1.0 / kap) + 10.0) / lam
+        traj = gradient_flow(init_network(mm, data.d, kap, seed=seed), data, horizon,
+                             times=np.linspace(0.0, horizon, nt), loss=loss)
+        te, err = _escape_time(traj, dr)
+        if te is None:
+            raise RuntimeError(f"no saddle escape within t = {horizon:.4g} at kappa = {kap:g}")
+        t_esc.append(te)
+        t_err.append(err)
+    ta, ea = np.asarray(t_esc), np.asarray(t_err)
+    ell = np.log(1.0 / k)
+    slope, icpt = np.polyfit(ell, ta, 1)
+    c = (ell - ell.mean()) / np.sum((ell - ell.mean()) ** 2)
+    return EscapeSweep(kappas=k, t_escape=ta, t_error=ea, slope=float(slope),
+                       slope_error=float(np.sum(np.abs(c) * ea)), intercept=float(icpt),
+                       alignment=align, bounds=escape_slope_bounds(align))
+
+
+def _escape_time(traj: Trajectory, drop: float) -> tuple[float | None, float]:
+    r"""Escape time from :math:`g = \log(L(0) - L)` crossing :math:`\log(\text{drop}\,L(0))`,
+    and the bound :math:`h\,|\Delta^2 g|/(8|\Delta g|)` of its linear-interpolation error."""
+    gap = traj.loss[0] - traj.loss
+    with np.errstate(divide="ignore"):
+        g = np.where(gap > 0, np.log(np.where(gap > 0, gap, 1.0)), -np.inf)
+    hit = first_crossing(traj.t, g, math.log(drop * traj.loss[0]), up=True)
+    if hit is None:
+        return None, math.nan
+    j = hit[1]
+    if j < 2 or j + 1 >= g.size or not np.all(np.isfinite(g[j - 2: j + 2])):
+        return hit[0], math.inf
+    h = float(traj.t[j] - traj.t[j - 1])
+    d1 = abs(float(g[j] - g[j - 1]))
+    d2 = max(abs(float(g[j + 1] - 2 * g[j] + g[j - 1])), abs(float(g[j] - 2 * g[j - 1] + g[j - 2])))
+    return hit[0], h * d2 / (8.0 * d1) if d1 > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class SpreadConvergence:
+    r"""How a measured quantity approaches its two-point value (:func:`spread_convergence`).
+
+    Attributes
+    ----------
+    sigmas : ndarray
+        The positive spreads, increasing.
+    deviations : ndarray
+        :math:`|X(\sigma) - X(0)|/|X(0)|`.
+    local_orders : ndarray
+        :math:`q_j = \log(D_{j+1}/D_j)/\log(\sigma_{j+1}/\sigma_j)` between consecutive
+        spreads.
+    order : float
+        The local order of the two smallest spreads, :math:`q_0`.
+    tolerance : float
+        :math:`2|q_1 - q_0|` plus the given measurement allowance: how far :math:`q_0` may
+        lie from the true order (see :func:`spread_convergence`).
+    """
+
+    sigmas: Array
+    deviations: Array
+    local_orders: Array
+    order: float
+    tolerance: float
+
+
+def spread_convergence(sigmas: ArrayLike, values: ArrayLike, *,
+                       allowance: float = 0.0) -> SpreadConvergence:
+    r"""The order :math:`q` of :math:`X(\sigma) - X(0) = a\sigma^q(1 + c\sigma + \dots)`.
+
+    With spreads halving, :math:`\sigma_{j+1} = 2\sigma_j`, the local orders are
+    :math:`q_j = q + \log_2\frac{1 + 2c\sigma_j}{1 + c\sigma_j} \approx q +
+    c\sigma_j/\ln 2`: the error of :math:`q_j` halves with :math:`\sigma`, so
+    :math:`q_1 - q_0 \approx q_0 - q`.  :attr:`SpreadConvergence.tolerance` allows twice
+    that for the terms neglected, plus ``allowance`` for the measurement error of
+    :math:`q_0`.  The argument needs the next term one power of :math:`\sigma` higher and
+    at least three positive spreads.
+
+    Parameters
+    ----------
+    sigmas : array_like
+        Increasing spreads, the first one 0 (the two-point limit), then at least three.
+    values : array_like
+        The measured quantity at each spread; the value at 0 must be non-zero and every
+        deviation positive.
+    allowance : float
+        Measurement error of the finest local order, >= 0.
+
+    Examples
+    --------
+    >>> s = np.array([0.0, 0.01, 0.02, 0.04])
+    >>> sc = spread_convergence(s, 1.0 + 3 * s**2 + 5 * s**3)
+    >>> round(sc.order, 3), sc.tolerance > abs(sc.order - 2)
+    (2.023, True)
+    """
+    s = v.finite_array("sigmas", sigmas, 1)
+    x = v.finite_array("values", values, 1)
+    if s.shape != x.shape or s.size < 4 or s[0] != 0.0 or np.any(np.diff(s) <= 0):
+        raise ValueError("sigmas must be increasing, start at 0 and hold at least 3 more "
+                         "values, with one value per sigma")
+    al = v.real_scalar("allowance", allowance)
+    if al < 0:
+        raise ValueError(f"allowance must be >= 0, got {allowance!r}")
+    if x[0] == 0:
+        raise ValueError("the value at sigma = 0 must be non-zero (deviations are relative)")
+    dev = np.abs(x[1:] - x[0]) / abs(x[0])
+    if np.any(dev <= 0):
+        raise ValueError("every deviation from the sigma = 0 value must be positive")
+    q = np.diff(np.log(dev)) / np.diff(np.log(s[1:]))
+    return SpreadConvergence(sigmas=s[1:], deviations=dev, local_orders=q, order=float(q[0]),
+                             tolerance=2.0 * abs(float(q[1] - q[0])) + al)

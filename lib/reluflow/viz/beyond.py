@@ -1,0 +1,281 @@
+r"""Multi-panel figures of the chapter "Beyond two points" (clusters, real data, GD vs flow).
+
+Built on :mod:`reluflow.viz.plots`: the same palette (:data:`~reluflow.viz.plots.PALETTE`:
+positive neurons and class +1 in blue, negative neurons and class -1 in vermillion; the
+phase tints :data:`~reluflow.viz.plots.PHASE_COLORS`), the same rcParams
+(:func:`~reluflow.viz.plots.style`), white opaque figures rendered at :data:`DPI`.  The
+figures are :data:`WIDTH` inches wide, the width of the book's text column, so that
+their 9-10 pt fonts keep that size on the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
+from numpy.typing import NDArray
+
+from reluflow.analysis.general_phases import class_residuals
+from reluflow.analysis.patterns import PatternChanges, pattern_changes
+from reluflow.analysis.phases import PhaseReport
+from reluflow.engine.trajectory import Trajectory
+from reluflow.runs.beyond import ClusterRun, EscapeSweep
+from reluflow.viz import plots
+
+__all__ = [
+    "DPI",
+    "WIDTH",
+    "cluster_figure",
+    "escape_figure",
+    "flow_vs_descent_figure",
+    "real_data_figure",
+    "sigma_colors",
+]
+
+#: Resolution (dots per inch) of the rendered figures.
+DPI = 160.0
+#: Width (inches) of every figure: the text column of the book.
+WIDTH = 7.2
+
+Array = NDArray[np.float64]
+
+
+def _figure(rows: int, cols: int, height: float) -> tuple[plots.BookFigure, NDArray[Any]]:
+    fig = plots.new_figure((WIDTH, height), layout="constrained")
+    fig.repr_dpi = DPI
+    axs = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
+    return fig, axs
+
+
+def _title(ax: Axes, text: str) -> None:
+    ax.set_title(text, loc="left", fontsize=10)
+
+
+def sigma_colors(k: int) -> list[str]:
+    """``k`` colours from black (the two-point limit) to the palette's positive blue."""
+    if k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    out = []
+    for j in range(k):
+        f = j / max(k - 1, 1)
+        out.append(to_hex((0x00 / 255.0 * f, 0x72 / 255.0 * f, 0xB2 / 255.0 * f)))
+    return out
+
+
+def _log_time(ax: Axes, traj: Trajectory) -> NDArray[np.bool_]:
+    pos = traj.t > 0
+    ax.set_xscale("log")
+    ax.set_xlim(float(traj.t[pos][0]), float(traj.t[-1]))
+    ax.set_xlabel(plots.TIME_LABEL)
+    return pos
+
+
+# --------------------------------------------------------------------------- clusters
+def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, Array, float]]
+                   ) -> plots.BookFigure:
+    r"""Two clusters at several spreads :math:`\sigma` (:func:`reluflow.runs.beyond.cluster_sweep`).
+
+    (a) the loss over :math:`\log t` for every :math:`\sigma` (black: :math:`\sigma = 0`);
+    (b) the loss around the plateau, linear time; (c) the deviation of each measured
+    quantity from its :math:`\sigma = 0` value against :math:`\sigma` (log-log), with the
+    fitted power laws; (d) when the negative neurons come back to each positive point
+    (its first reactivation) against :math:`\sigma`.
+
+    Parameters
+    ----------
+    runs : sequence of ClusterRun
+        Increasing :math:`\sigma`, the first one :math:`\sigma = 0`.
+    fits : mapping
+        Label to ``(sigmas, deviations, exponent)`` for panel (c) (increasing sigmas; the
+        power law is drawn through the smallest one).
+    """
+    if not runs or runs[0].sigma != 0.0:
+        raise ValueError("runs must start with the two-point limit sigma = 0")
+    cols = sigma_colors(len(runs))
+    with plots.style():
+        fig, axs = _figure(2, 2, 6.4)
+        ax = axs[0, 0]
+        for run, c in zip(runs, cols, strict=True):
+            pos = _log_time(ax, run.traj)
+            ax.plot(run.traj.t[pos], run.traj.loss[pos], color=c, lw=1.4,
+                    label=rf"$\sigma = {run.sigma:.3g}$")
+        ax.set_yscale("log")
+        ax.set_ylabel("loss $L$ (log scale)")
+        ax.legend(loc="lower left", fontsize=9)
+        _title(ax, "(a) loss, every spread")
+        ax = axs[0, 1]
+        t_hi = max(r.report.t_phase4 or r.traj.t[-1] for r in runs)
+        for run, c in zip(runs, cols, strict=True):
+            sel = run.traj.t <= 1.1 * t_hi
+            ax.plot(run.traj.t[sel], run.traj.loss[sel], color=c, lw=1.4)
+        ax.set_xlabel("time $t$ (linear)")
+        ax.set_ylabel("loss $L$")
+        _title(ax, "(b) saddle, plateau and escape")
+        ax = axs[1, 0]
+        styles = [("o", plots.PALETTE["positive"]), ("s", plots.PALETTE["negative"]),
+                  ("^", plots.PALETTE["mu"]), ("D", plots.PALETTE["theory"]),
+                  ("v", plots.PALETTE["reference"])]
+        for (label, (s, dev, q)), (mk, col) in zip(fits.items(), styles, strict=False):
+            ax.loglog(s, dev, mk, ms=5, color=col, label=f"{label}: order {q:.2f}")
+            ax.loglog(s, dev[0] * (s / s[0]) ** q, color=col, lw=1.0, ls="--")
+        ax.set_xlabel(r"cluster spread $\sigma$ (rad, log scale)")
+        ax.set_ylabel(r"$|X(\sigma) - X(0)|$ (relative, log scale)")
+        ax.legend(loc="upper left", fontsize=9)
+        _title(ax, "(c) convergence to two points")
+        ax = axs[1, 1]
+        for run, c in zip(runs, cols, strict=True):
+            tr = _first_reactivation(run.traj)
+            ax.plot(np.full(tr.size, run.sigma), tr, "o", color=c, ms=4, alpha=0.8)
+        ax.set_xlabel(r"cluster spread $\sigma$ (rad)")
+        ax.set_ylabel("first reactivation on a\npositive point (time $t$)")
+        _title(ax, "(d) reactivations spread out")
+    return fig
+
+
+def _first_reactivation(traj: Trajectory) -> Array:
+    """First reactivation time on each point with label +1 that has one."""
+    first = pattern_changes(traj).first_times("reactivation")[traj.data.y > 0]
+    return np.asarray(first[np.isfinite(first)])
+
+
+# --------------------------------------------------------------------------- real data
+def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
+                     changes: PatternChanges | None = None, *, name: str = "") -> plots.BookFigure:
+    r"""One run on a real data set: phases, directions, pattern changes, margin.
+
+    (a) the loss and the class residuals :math:`R_\pm` over :math:`\log t` with the
+    detected phases shaded; (b) the effective number of directions
+    :math:`N_\mathrm{eff}(t)`; (c) cumulative deactivations and reactivations on the
+    points of each class; (d) the normalized margin.
+    """
+    ch = pattern_changes(traj) if changes is None else changes
+    with plots.style():
+        fig, axs = _figure(2, 2, 6.2)
+        ax = axs[0, 0]
+        pos = _log_time(ax, traj)
+        R = class_residuals(traj)
+        w = traj.data.weights
+        ax.plot(traj.t[pos], traj.loss[pos], color=plots.PALETTE["loss"], lw=1.8, label="loss $L$")
+        for c, key in ((1, "positive"), (-1, "negative")):
+            share = float(w[traj.data.y == c].sum())
+            ax.plot(traj.t[pos], share * R[c][pos], color=plots.PALETTE[key], lw=1.2, ls="--",
+                    label=f"class {c:+d} part")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(float(np.min(traj.loss[pos])), 1e-12) / 2)
+        plots.shade_phases(ax, report, t_end=float(traj.t[-1]), markers=False)
+        ax.set_ylabel("loss (log scale)")
+        ax.legend(loc="lower left", fontsize=9)
+        _title(ax, f"(a) {name} loss and phases".replace("  ", " "))
+        ax = axs[0, 1]
+        _log_time(ax, traj)
+        ax.plot(traj.t[pos], neff[pos], color=plots.PALETTE["mu"], lw=1.6)
+        ax.set_yscale("log")
+        plots.shade_phases(ax, report, t_end=float(traj.t[-1]), labels=False, markers=False)
+        ax.set_ylabel(r"$N_\mathrm{eff}$ (log scale)")
+        _title(ax, "(b) effective directions")
+        ax = axs[1, 0]
+        _log_time(ax, traj)
+        for kind, ls in (("deactivation", "-"), ("reactivation", ":")):
+            for c, key in ((1, "positive"), (-1, "negative")):
+                ax.plot(ch.t[pos], ch.total(kind, c)[pos], color=plots.PALETTE[key], ls=ls,
+                        lw=1.5, label=f"{kind}s, class {c:+d}")
+        ax.set_ylabel("cumulative count")
+        ax.legend(loc="upper left", fontsize=9)
+        _title(ax, "(c) activation-pattern changes")
+        ax = axs[1, 1]
+        _log_time(ax, traj)
+        gam = traj.normalized_margin()
+        ax.plot(traj.t[pos], gam[pos], color=plots.PALETTE["loss"], lw=1.6)
+        ax.axhline(0.0, color="#999999", lw=0.8)
+        late = gam[pos][gam[pos] > 0]
+        if late.size:
+            ax.set_ylim(-0.5 * float(late.max()), 1.3 * float(late.max()))
+        ax.set_ylabel(r"$\min_i y_i f(x_i)/\|\theta\|^2$")
+        _title(ax, "(d) normalized margin")
+    return fig
+
+
+def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> plots.BookFigure:
+    r"""Escape time against :math:`\log(1/\kappa)` for each data set, with the early rates.
+
+    Measured times (dots), the slope :math:`1/\lambda_1` of the fastest consistent
+    direction (solid) and :math:`1/\lambda_2` of the second (dotted), both through the
+    smallest :math:`\kappa`.
+    """
+    if not sweeps:
+        raise ValueError("sweeps must hold at least one data set")
+    with plots.style():
+        fig, axs = _figure(1, len(sweeps), 3.3)
+        for ax, (name, sw) in zip(axs[0], sweeps.items(), strict=True):
+            ell = np.log(1.0 / sw.kappas)
+            ax.plot(ell, sw.t_escape, "o", color=plots.PALETTE["loss"], ms=5,
+                    label=f"measured, slope {sw.slope:.3f}")
+            lo, hi = sw.bounds
+            for slope, ls, lab in ((lo, "-", r"$1/\lambda_1$"), (hi, ":", r"$1/\lambda_2$")):
+                ax.plot(ell, sw.t_escape[-1] + slope * (ell - ell[-1]),
+                        color=plots.PALETTE["theory"], ls=ls, lw=1.3, label=f"{lab} = {slope:.3f}")
+            ax.set_xlabel(r"$\log(1/\kappa)$")
+            ax.set_ylabel(r"escape time $t_\mathrm{esc}$")
+            ax.legend(loc="upper left", fontsize=9)
+            _title(ax, name)
+    return fig
+
+
+# --------------------------------------------------------------------------- GD vs flow
+def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseReport,
+                           neuron: int, point: int) -> plots.BookFigure:
+    r"""Gradient descent beside the exact flow on the same data and initialization.
+
+    (a) both losses (phases of the flow shaded); (b) the largest output difference
+    :math:`\max_i|f_\mathrm{GD}(x_i) - f(x_i)|`; (c) cumulative activation-pattern changes
+    of each (GD's chattering shows as many changes); (d) for one neuron held by the flow on
+    the boundary of one point, :math:`b_k^\top x_i/\lVert b_k\rVert` in both runs.
+    """
+    if flow.t.shape != descent.t.shape or not np.allclose(flow.t, descent.t, rtol=1e-6):
+        raise ValueError("flow and descent must be recorded on the same times")
+    with plots.style():
+        fig, axs = _figure(2, 2, 6.2)
+        t = flow.t
+        cg, cf = plots.PALETTE["negative"], plots.PALETTE["loss"]
+        ax = axs[0, 0]
+        ax.plot(t, flow.loss, color=cf, lw=1.8, label="exact flow")
+        ax.plot(t, descent.loss, color=cg, lw=1.2, ls="--",
+                label=f"GD, step {descent.info['lr']:g}")
+        plots.shade_phases(ax, report, t_end=float(t[-1]), markers=False)
+        ax.set_xlabel("time $t$ (linear)")
+        ax.set_ylabel("loss $L$")
+        ax.legend(loc="upper right", fontsize=9)
+        _title(ax, "(a) loss")
+        ax = axs[0, 1]
+        err = np.max(np.abs(descent.f - flow.f), axis=1)
+        ax.semilogy(t[err > 0], err[err > 0], color=cg, lw=1.4)
+        plots.shade_phases(ax, report, t_end=float(t[-1]), labels=False, markers=False)
+        ax.set_xlabel("time $t$ (linear)")
+        ax.set_ylabel(r"$\max_i |f_\mathrm{GD} - f|$ (log scale)")
+        _title(ax, "(b) output difference")
+        ax = axs[1, 0]
+        for tr, col, lab in ((flow, cf, "exact flow"), (descent, cg, "GD")):
+            pc = pattern_changes(tr)
+            tot = pc.total("deactivation") + pc.total("reactivation") + pc.total("activation")
+            ax.plot(t, np.maximum(tot, 0.5), color=col, lw=1.5, label=lab)
+        ax.set_yscale("log")
+        ax.set_xlabel("time $t$ (linear)")
+        ax.set_ylabel("pattern changes so far")
+        ax.legend(loc="upper left", fontsize=9)
+        _title(ax, "(c) chattering")
+        ax = axs[1, 1]
+        x = flow.data.X[point]
+        for tr, col, lab in ((flow, cf, "exact flow"), (descent, cg, "GD")):
+            k = int(np.flatnonzero(tr.neurons == neuron)[0])
+            b = tr.B[:, k]
+            nb = np.linalg.norm(b, axis=1)
+            ax.plot(t, (b @ x) / np.where(nb > 0, nb, 1.0), color=col, lw=1.2, label=lab)
+        ax.axhline(0.0, color="#999999", lw=0.8)
+        ax.set_xlabel("time $t$ (linear)")
+        ax.set_ylabel(r"$b_k^\top x_i/\|b_k\|$")
+        ax.legend(loc="upper right", fontsize=9)
+        _title(ax, f"(d) neuron {neuron} on point {point}")
+    return fig
