@@ -36,6 +36,7 @@ __all__ = [
     "SpreadConvergence",
     "cluster_sweep",
     "escape_sweep",
+    "escape_time",
     "spread_convergence",
 ]
 
@@ -194,7 +195,7 @@ def escape_sweep(
         horizon = 1.5 * (math.log(1.0 / kap) + 10.0) / lam
         traj = gradient_flow(init_network(mm, data.d, kap, seed=seed), data, horizon,
                              times=np.linspace(0.0, horizon, nt), loss=loss)
-        te, err = _escape_time(traj, dr)
+        te, err = escape_time(traj, dr)
         if te is None:
             raise RuntimeError(f"no saddle escape within t = {horizon:.4g} at kappa = {kap:g}")
         t_esc.append(te)
@@ -208,9 +209,35 @@ def escape_sweep(
                        alignment=align, bounds=escape_slope_bounds(align))
 
 
-def _escape_time(traj: Trajectory, drop: float) -> tuple[float | None, float]:
-    r"""Escape time from :math:`g = \log(L(0) - L)` crossing :math:`\log(\text{drop}\,L(0))`,
-    and the bound :math:`h\,|\Delta^2 g|/(8|\Delta g|)` of its linear-interpolation error."""
+def escape_time(traj: Trajectory, drop: float = 0.01) -> tuple[float | None, float]:
+    r"""Saddle-escape time :math:`L = (1-\text{drop})L(0)` and a bound of its timing error.
+
+    The time is located by linear interpolation of :math:`g = \log(L(0) - L)` between the
+    two recorded samples around :math:`g = \log(\text{drop}\,L(0))` (exact while the loss
+    drop grows exponentially, as it does out of the saddle).  The interpolation error is at
+    most :math:`h^2\max|g''|/(8|g'|)`, estimated from the samples as
+    :math:`h\,|\Delta^2 g|/(8|\Delta g|)` (step :math:`h`, second differences on both
+    sides of the crossing).
+
+    Returns
+    -------
+    tuple
+        ``(time, error bound)``; ``(None, nan)`` if the loss never drops that far, and an
+        infinite bound when fewer than two samples lie on either side.
+
+    Examples
+    --------
+    >>> import reluflow as rf
+    >>> traj = rf.gradient_flow(rf.init_network(20, 2, 1e-6, seed=0), rf.TwoPointData(0.3, 0.7),
+    ...                         60.0, times=np.linspace(0, 60, 241))
+    >>> t, err = escape_time(traj)
+    >>> abs(t - rf.detect_phases(traj, traj.data).t_escape) < 0.05, err < 1e-3
+    (True, True)
+    """
+    dr = v.open_interval("drop", drop, 0.0, 1.0)
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj must be a reluflow.Trajectory, got {type(traj).__name__}")
+    drop = dr
     gap = traj.loss[0] - traj.loss
     with np.errstate(divide="ignore"):
         g = np.where(gap > 0, np.log(np.where(gap > 0, gap, 1.0)), -np.inf)
