@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
 import pytest
 
 from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
-from reluflow.analysis import early
 from reluflow.analysis import theory as th
 from reluflow.analysis.early import (
     DEAD,
@@ -22,11 +20,6 @@ from reluflow.analysis.early import (
     residual_scale,
 )
 from reluflow.engine.datasets import ClusterData
-
-
-def test_doctests() -> None:
-    res = doctest.testmod(early)
-    assert res.attempted >= 8 and res.failed == 0
 
 
 def test_field_and_rate_scale_with_the_loss() -> None:

@@ -3,7 +3,6 @@ reluflow.analysis.general_phases), on exact-flow and gradient-descent runs."""
 
 from __future__ import annotations
 
-import doctest
 import math
 from functools import cache
 
@@ -40,11 +39,6 @@ def cluster_run() -> Trajectory:
     times = np.concatenate([[0.0], np.linspace(0.5, 150.0, 300), np.geomspace(160, 1e30, 60)])
     return gradient_flow(init_network(40, 2, 1e-6, seed=1), data, 1e30, times=times)
 
-
-def test_doctests() -> None:
-    for mod in (pt, gp):
-        res = doctest.testmod(mod)
-        assert res.attempted >= 2 and res.failed == 0
 
 
 # --------------------------------------------------------------------------- pattern changes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 import sys
 
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 
 from reluflow import Dataset, TwoPointData
-from reluflow.engine import datasets as ds
 from reluflow.engine.datasets import (
     ClusterData,
     binary_subset,
@@ -18,11 +16,6 @@ from reluflow.engine.datasets import (
     iris_data,
     sphere_offsets,
 )
-
-
-def test_doctests() -> None:
-    res = doctest.testmod(ds, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted >= 5 and res.failed == 0
 
 
 # --------------------------------------------------------------------------- sphere offsets

@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from reluflow.analysis.phases import PhaseReport, effective_directions, first_crossing
+from reluflow.analysis.measure import effective_directions
+from reluflow.analysis.phases import PhaseReport, first_crossing
 from reluflow.engine.data import Dataset
 from reluflow.engine.trajectory import Trajectory
 

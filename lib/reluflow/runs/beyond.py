@@ -139,6 +139,26 @@ class EscapeSweep:
     bounds: tuple[float, float]
 
     @property
+    def mixing_tolerance(self) -> float:
+        r"""Bound of the second direction's pull on the slope at these :math:`\kappa`.
+
+        With shares :math:`\phi_2/\phi_1 \approx (C_2/C_1)\,\kappa^{2(1-\lambda_2/\lambda_1)}`
+        of the loss drop at the escape, the slope :math:`1/(\phi_1\lambda_1 +
+        \phi_2\lambda_2)` exceeds :math:`1/\lambda_1` by at most
+        :math:`(1/\lambda_2 - 1/\lambda_1)\,\phi_2/\phi_1`.  :math:`C_2/C_1` is estimated by
+        the ratio of the numbers of initial neurons that reach the two directions, and the
+        bound is evaluated at the largest :math:`\kappa` of the sweep (capped at the whole
+        bracket :math:`1/\lambda_2 - 1/\lambda_1`).
+        """
+        dirs = self.alignment.directions
+        lo, hi = self.bounds
+        if len(dirs) < 2:
+            return 0.0
+        ratio = dirs[1].count / max(dirs[0].count, 1)
+        share = ratio * float(np.max(self.kappas)) ** (2.0 * (1.0 - dirs[1].rate / dirs[0].rate))
+        return float((hi - lo) * min(share, 1.0))
+
+    @property
     def local_slopes(self) -> Array:
         """Slopes between consecutive :math:`\\kappa` (they approach :math:`1/\\lambda_1`)."""
         return np.asarray(np.diff(self.t_escape) / np.diff(np.log(1.0 / self.kappas)))
