@@ -10,12 +10,14 @@ their 9-10 pt fonts keep that size on the page.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
+from matplotlib.ticker import NullFormatter
 from numpy.typing import NDArray
 
 from reluflow.analysis.general_phases import class_residuals
@@ -66,11 +68,23 @@ def sigma_colors(k: int) -> list[str]:
 
 
 def _log_time(ax: Axes, traj: Trajectory) -> NDArray[np.bool_]:
-    pos = traj.t > 0
-    ax.set_xscale("log")
-    ax.set_xlim(float(traj.t[pos][0]), float(traj.t[-1]))
-    ax.set_xlabel(plots.TIME_LABEL)
-    return pos
+    return np.asarray(plots.time_axis(ax, traj))
+
+
+def _shade(ax: Axes, report: PhaseReport, t_end: float, numerals: bool = True) -> None:
+    """Phase tints (no markers), and the numerals I-IV at 9 pt in bands wide enough."""
+    plots.shade_phases(ax, report, t_end=t_end, labels=False, markers=False)
+    if not numerals:
+        return
+    lo, hi = ax.get_xlim()
+    span = math.log10(hi) - math.log10(lo)
+    intervals, _ = plots.phase_intervals(report, t_end)
+    trans = ax.get_xaxis_transform()
+    for ph, (t0, t1) in intervals.items():
+        a, b = max(t0, lo), min(t1, hi)
+        if b > a and (math.log10(b) - math.log10(a)) / span >= 0.06:
+            ax.text(math.sqrt(a * b), 0.97, ph, transform=trans, ha="center", va="top",
+                    fontsize=9, fontweight="bold", color="#444444")
 
 
 # --------------------------------------------------------------------------- clusters
@@ -94,6 +108,8 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
     """
     if not runs or runs[0].sigma != 0.0:
         raise ValueError("runs must start with the two-point limit sigma = 0")
+    if not fits:
+        raise ValueError("fits must hold at least one quantity")
     cols = sigma_colors(len(runs))
     with plots.style():
         fig, axs = _figure(2, 2, 6.4)
@@ -121,9 +137,12 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
         for (label, (s, dev, q)), (mk, col) in zip(fits.items(), styles, strict=False):
             ax.loglog(s, dev, mk, ms=5, color=col, label=f"{label}: order {q:.2f}")
             ax.loglog(s, dev[0] * (s / s[0]) ** q, color=col, lw=1.0, ls="--")
+        s0 = next(iter(fits.values()))[0]
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(s0, [f"{x:.3g}" for x in s0])
         ax.set_xlabel(r"cluster spread $\sigma$ (rad, log scale)")
         ax.set_ylabel(r"$|X(\sigma) - X(0)|$ (relative, log scale)")
-        ax.legend(loc="upper left", fontsize=9)
+        ax.legend(loc="lower right", fontsize=9)
         _title(ax, "(c) convergence to two points")
         ax = axs[1, 1]
         for run, c in zip(runs, cols, strict=True):
@@ -165,7 +184,7 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
                     label=f"class {c:+d} part")
         ax.set_yscale("log")
         ax.set_ylim(bottom=max(float(np.min(traj.loss[pos])), 1e-12) / 2)
-        plots.shade_phases(ax, report, t_end=float(traj.t[-1]), markers=False)
+        _shade(ax, report, float(traj.t[-1]))
         ax.set_ylabel("loss (log scale)")
         ax.legend(loc="lower left", fontsize=9)
         _title(ax, f"(a) {name} loss and phases".replace("  ", " "))
@@ -173,7 +192,7 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
         _log_time(ax, traj)
         ax.plot(traj.t[pos], neff[pos], color=plots.PALETTE["mu"], lw=1.6)
         ax.set_yscale("log")
-        plots.shade_phases(ax, report, t_end=float(traj.t[-1]), labels=False, markers=False)
+        _shade(ax, report, float(traj.t[-1]), numerals=False)
         ax.set_ylabel(r"$N_\mathrm{eff}$ (log scale)")
         _title(ax, "(b) effective directions")
         ax = axs[1, 0]
@@ -244,7 +263,7 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
         ax.plot(t, flow.loss, color=cf, lw=1.8, label="exact flow")
         ax.plot(t, descent.loss, color=cg, lw=1.2, ls="--",
                 label=f"GD, step {descent.info['lr']:g}")
-        plots.shade_phases(ax, report, t_end=float(t[-1]), markers=False)
+        plots.shade_phases(ax, report, t_end=float(t[-1]), labels=False, markers=False)
         ax.set_xlabel("time $t$ (linear)")
         ax.set_ylabel("loss $L$")
         ax.legend(loc="upper right", fontsize=9)

@@ -1,0 +1,155 @@
+"""Sweeps of the beyond-two-points chapter: cluster spread, kappa, convergence orders."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+
+from reluflow import TwoPointData, gradient_flow, init_network
+from reluflow.analysis.early import cluster_rate
+from reluflow.engine.datasets import ClusterData
+from reluflow.runs.beyond import (
+    ClusterRun,
+    EscapeSweep,
+    cluster_sweep,
+    escape_sweep,
+    escape_time,
+    spread_convergence,
+)
+
+
+@cache
+def sweep() -> list[ClusterRun]:
+    times = np.concatenate([[0.0], np.linspace(0.25, 120.0, 480)])
+    return cluster_sweep(0.3, 0.7, [0.0, 0.02, 0.04], init_network(20, 2, 1e-6, seed=1),
+                         n=3, seed=0, t_max=120.0, times=times)
+
+
+@cache
+def kappa_sweep(sigma: float) -> EscapeSweep:
+    return escape_sweep(ClusterData(0.3, 0.7, sigma, n=3, seed=0), 20, [1e-3, 1e-5, 1e-7],
+                        seed=1)
+
+
+def test_cluster_sweep_runs_every_spread_on_the_same_start() -> None:
+    runs = sweep()
+    assert [r.sigma for r in runs] == [0.0, 0.02, 0.04]
+    for r in runs:
+        assert isinstance(r.data, ClusterData) and r.data.sigma == r.sigma
+        assert np.array_equal(r.traj.a[0], runs[0].traj.a[0])
+        assert r.report.regime == "general" and r.report.t_escape is not None
+        assert math.isclose(r.rate, cluster_rate(r.data).rate, rel_tol=1e-9)
+    # sigma = 0 is the two-point data set
+    two = gradient_flow(init_network(20, 2, 1e-6, seed=1), TwoPointData(0.3, 0.7), 120.0,
+                        times=runs[0].traj.t)
+    t0, _ = escape_time(runs[0].traj)
+    t2, _ = escape_time(two)
+    # the same equations: equal to the integrator's tolerance accumulated over its steps
+    tol = runs[0].traj.info["steps"] * runs[0].traj.info["rtol"]
+    assert t0 is not None and t2 is not None and math.isclose(t0, t2, rel_tol=tol)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sigmas": []}, "non-empty increasing"),
+        ({"sigmas": [0.02, 0.01]}, "non-empty increasing"),
+        ({"sigmas": [0.2]}, "sigma must lie in"),
+        ({"params": "p"}, "params must be a reluflow.Params"),
+    ],
+)
+def test_cluster_sweep_refuses_bad_input(kw: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"delta": 0.3, "p": 0.7, "sigmas": [0.0],
+                               "params": init_network(4, 2, 1e-3, seed=0), **kw}
+    with pytest.raises(ValueError, match=match):
+        cluster_sweep(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.05])
+def test_escape_slope_is_one_over_the_leading_rate(sigma: float) -> None:
+    sw = kappa_sweep(sigma)
+    lo, hi = sw.bounds
+    assert sw.t_escape.shape == (3,) and np.all(np.diff(sw.t_escape) > 0)
+    assert np.all(sw.t_error > 0) and np.all(np.isfinite(sw.t_error))
+    assert math.isclose(lo, 1.0 / cluster_rate(ClusterData(0.3, 0.7, sigma, n=3)).rate,
+                        rel_tol=1e-9)
+    assert abs(sw.slope - lo) <= sw.slope_error + sw.mixing_tolerance
+    assert 0 <= sw.mixing_tolerance <= hi - lo
+    assert sw.local_slopes.shape == (2,)
+    fit = np.polyfit(np.log(1 / sw.kappas), sw.t_escape, 1)
+    assert math.isclose(sw.slope, fit[0]) and math.isclose(sw.intercept, fit[1])
+
+
+def test_the_slope_moves_with_the_spread_at_second_order() -> None:
+    a, b = kappa_sweep(0.0), kappa_sweep(0.05)
+    shift = b.slope - a.slope
+    predicted = b.bounds[0] - a.bounds[0]  # 1/lambda_1(sigma) - 1/|mu| ~ sigma^2/(2|mu|)
+    assert predicted > 0
+    assert abs(shift - predicted) <= (a.slope_error + a.mixing_tolerance
+                                      + b.slope_error + b.mixing_tolerance)
+
+
+def test_escape_time_and_its_error_bound() -> None:
+    data = TwoPointData(0.3, 0.7)
+    fine = gradient_flow(init_network(20, 2, 1e-6, seed=0), data, 40.0,
+                         times=np.linspace(0.0, 40.0, 4001))
+    coarse = gradient_flow(init_network(20, 2, 1e-6, seed=0), data, 40.0,
+                           times=np.linspace(0.0, 40.0, 161))
+    tf, ef = escape_time(fine)
+    tc, ec = escape_time(coarse)
+    assert tf is not None and tc is not None
+    assert abs(tc - tf) <= ec + ef
+    never = gradient_flow(init_network(20, 2, 1e-6, seed=0), data, 5.0)
+    assert escape_time(never) == (None, pytest.approx(math.nan, nan_ok=True))
+    with pytest.raises(ValueError, match="drop must lie in"):
+        escape_time(fine, 1.5)
+    with pytest.raises(ValueError, match=r"traj must be a reluflow\.Trajectory"):
+        escape_time("x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"kappas": [1e-3]}, "at least two decreasing"),
+        ({"kappas": [1e-5, 1e-3]}, "at least two decreasing"),
+        ({"kappas": [1.5, 1e-3]}, "at least two decreasing"),
+        ({"m": 0}, "m must be an integer >= 1"),
+        ({"drop": 0.0}, "drop must lie in"),
+        ({"n_times": 10}, "n_times must be an integer >= 50"),
+    ],
+)
+def test_escape_sweep_refuses_bad_input(kw: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"data": TwoPointData(0.3, 0.7), "m": 4,
+                               "kappas": [1e-3, 1e-5], **kw}
+    with pytest.raises(ValueError, match=match):
+        escape_sweep(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("q", [1.0, 2.0, 3.0])
+def test_spread_convergence_finds_the_order_of_a_regular_expansion(q: float) -> None:
+    s = 0.1 * np.array([0.0, 0.125, 0.25, 0.5, 1.0])
+    for c in (-3.0, 3.0):
+        sc = spread_convergence(s, 2.0 * (1.0 + 0.7 * s**q * (1 + c * s)))
+        assert abs(sc.order - q) <= sc.tolerance
+        assert sc.local_orders.shape == (3,) and np.array_equal(sc.sigmas, s[1:])
+    assert spread_convergence(s, 1.0 + s**q, allowance=0.5).tolerance >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("sigmas", "values", "kw", "match"),
+    [
+        ([0.0, 0.1, 0.2], [1.0, 2.0, 3.0], {}, "at least 3 more"),
+        ([0.1, 0.2, 0.3, 0.4], [1.0, 2.0, 3.0, 4.0], {}, "start at 0"),
+        ([0.0, 0.1, 0.2, 0.4], [1.0, 2.0, 3.0], {}, "one value per sigma"),
+        ([0.0, 0.1, 0.2, 0.4], [0.0, 2.0, 3.0, 4.0], {}, "non-zero"),
+        ([0.0, 0.1, 0.2, 0.4], [1.0, 1.0, 3.0, 4.0], {}, "must be positive"),
+        ([0.0, 0.1, 0.2, 0.4], [1.0, 2.0, 3.0, 4.0], {"allowance": -1.0}, "allowance"),
+    ],
+)
+def test_spread_convergence_refuses_bad_input(sigmas: list[float], values: list[float],
+                                              kw: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        spread_convergence(sigmas, values, **kw)
