@@ -1,0 +1,97 @@
+"""Figures of the beyond-two-points chapter: panels, size, resolution, fonts, colours."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from reluflow import TwoPointData, gradient_descent, gradient_flow, init_network
+from reluflow.analysis.general_phases import detect_phases_general, effective_directions_series
+from reluflow.engine.datasets import ClusterData
+from reluflow.runs.beyond import ClusterRun, cluster_sweep, escape_sweep, spread_convergence
+from reluflow.viz import beyond as vb
+from reluflow.viz import plots
+
+
+@cache
+def runs() -> list[ClusterRun]:
+    times = np.concatenate([[0.0], np.linspace(0.25, 150.0, 300), np.geomspace(160, 1e12, 40)])
+    return cluster_sweep(0.3, 0.7, [0.0, 0.01, 0.02, 0.04], init_network(16, 2, 1e-6, seed=2),
+                         n=3, seed=0, t_max=1e12, times=times)
+
+
+def _readable(fig: Figure) -> None:
+    """White, 7.2 in wide, >= 150 dpi, every visible text >= 9 pt."""
+    assert isinstance(fig, plots.BookFigure)
+    assert fig.get_figwidth() == pytest.approx(vb.WIDTH)
+    assert fig.repr_dpi >= 150
+    assert fig.patch.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+    fig.canvas.draw()
+    small = [(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 9]
+    assert not small, small
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cluster_figure() -> None:
+    rs = runs()
+    s = np.array([r.sigma for r in rs])
+    fits = {}
+    for name, vals in (("margin", [r.report.values["final_margin"] for r in rs]),
+                       ("exit", [r.report.t_plateau_escape for r in rs])):
+        c = spread_convergence(s, vals)
+        fits[name] = (c.sigmas, c.deviations, c.order)
+    fig = vb.cluster_figure(rs, fits)
+    assert len(fig.axes) == 4
+    _readable(fig)
+    with pytest.raises(ValueError, match="sigma = 0"):
+        vb.cluster_figure(rs[1:], fits)
+    with pytest.raises(ValueError, match="at least one quantity"):
+        vb.cluster_figure(rs, {})
+
+
+def test_real_data_figure_on_any_data() -> None:
+    run = runs()[-1]
+    fig = vb.real_data_figure(run.traj, run.report, effective_directions_series(run.traj),
+                              name="clusters")
+    assert len(fig.axes) == 4
+    assert fig.axes[0].get_xscale() == "log"
+    _readable(fig)
+
+
+def test_escape_figure() -> None:
+    sw = escape_sweep(ClusterData(0.3, 0.7, 0.02, n=3, seed=0), 12, [1e-3, 1e-5], seed=0)
+    fig = vb.escape_figure({"clusters": sw, "again": sw})
+    assert len(fig.axes) == 2
+    _readable(fig)
+    with pytest.raises(ValueError, match="at least one data set"):
+        vb.escape_figure({})
+
+
+def test_flow_vs_descent_figure() -> None:
+    data = TwoPointData(0.3, 0.7)
+    params = init_network(12, 2, 1e-4, seed=0)
+    t = np.linspace(0.0, 60.0, 121)
+    flow = gradient_flow(params, data, 60.0, times=t)
+    gd = gradient_descent(params, data, 0.05, 60.0, times=t)
+    rep = detect_phases_general(flow)
+    fig = vb.flow_vs_descent_figure(flow, gd, rep, neuron=0, point=1)
+    assert len(fig.axes) == 4
+    _readable(fig)
+    other = gradient_descent(params, data, 0.05, 60.0, times=t[:50] * 0.5)
+    with pytest.raises(ValueError, match="same times"):
+        vb.flow_vs_descent_figure(flow, other, rep, neuron=0, point=1)
+
+
+def test_sigma_colors_run_from_black_to_the_positive_colour() -> None:
+    cols = vb.sigma_colors(4)
+    assert len(cols) == 4 and cols[0] == "#000000"
+    assert cols[-1].lower() == plots.PALETTE["positive"].lower()
+    assert vb.sigma_colors(1) == ["#000000"]
+    with pytest.raises(ValueError, match="k must be"):
+        vb.sigma_colors(0)
