@@ -156,6 +156,29 @@ def test_iris_setosa_vs_versicolor() -> None:
     assert int(np.sum(other.y > 0)) == 50 and other.n == 100
 
 
+def test_binary_subset_per_class_draws_a_seeded_subsample() -> None:
+    X = np.arange(20.0).reshape(10, 2) + 1.0
+    t = np.array([0, 1] * 5)
+    a = binary_subset(X, t, 0, 1, per_class=3, seed=4)
+    b = binary_subset(X, t, 0, 1, per_class=3, seed=4)
+    assert a.n == 6 and np.array_equal(a.X, b.X) and int(np.sum(a.y > 0)) == 3
+    # every kept row is a row of X of the right class, in the original order, one scale
+    scale = float(np.max(np.linalg.norm(a.X, axis=1)))
+    idx = [int(np.flatnonzero(np.all(np.isclose(X / np.linalg.norm(X, axis=1)[:, None],
+                                                x / np.linalg.norm(x)), axis=1))[0])
+           for x in a.X]
+    assert idx == sorted(idx)
+    assert np.array_equal(np.where(t[idx] == 0, 1.0, -1.0), a.y)
+    kept = X[idx]
+    assert np.allclose(a.X, kept / float(np.max(np.linalg.norm(kept, axis=1))))
+    assert scale == pytest.approx(1.0)
+    assert binary_subset(X, t, 0, 1, per_class=5).n == 10
+    with pytest.raises(ValueError, match="per_class must be at most the positive class size 5"):
+        binary_subset(X, t, 0, 1, per_class=6)
+    with pytest.raises(ValueError, match="per_class must be an integer >= 1"):
+        binary_subset(X, t, 0, 1, per_class=0)
+
+
 def test_digits_zero_vs_one() -> None:
     data = digits_data()
     assert (data.n, data.d) == (360, 64)

@@ -172,13 +172,15 @@ def _tangent_draws(rng: np.random.Generator, centre: Array, n: int) -> Array:
     return np.asarray(z @ T.T)
 
 
-def binary_subset(X: ArrayLike, target: ArrayLike, positive: Any, negative: Any) -> Dataset:
+def binary_subset(X: ArrayLike, target: ArrayLike, positive: Any, negative: Any, *,
+                  per_class: int | None = None, seed: int = 0) -> Dataset:
     r"""Two classes of a labelled data set, as a :class:`Dataset` with unit maximum norm.
 
-    Keeps the rows whose target is ``positive`` (label +1) or ``negative`` (label -1),
-    divides every row by the largest row norm of the kept rows, :math:`x_i \leftarrow
-    x_i/\max_j\lVert x_j\rVert` (the network has no bias, so the data are not centred),
-    and weights every point equally.
+    Keeps the rows whose target is ``positive`` (label +1) or ``negative`` (label -1)
+    (optionally only ``per_class`` of each, drawn without replacement with
+    ``numpy.random.default_rng(seed)``, in their original order), divides every kept row by
+    the largest norm among them, :math:`x_i \leftarrow x_i/\max_j\lVert x_j\rVert` (the
+    network has no bias, so the data are not centred), and weights every point equally.
 
     Parameters
     ----------
@@ -188,6 +190,10 @@ def binary_subset(X: ArrayLike, target: ArrayLike, positive: Any, negative: Any)
         Class of each row.
     positive, negative : object
         The two classes to keep (distinct, each present).
+    per_class : int, optional
+        Keep this many rows of each class (``>= 1``, at most the class size); all by default.
+    seed : int
+        Seed of the subsample.
 
     Examples
     --------
@@ -207,6 +213,17 @@ def binary_subset(X: ArrayLike, target: ArrayLike, positive: Any, negative: Any)
         if not np.any(sel):
             raise ValueError(f"{name} class {cls!r} does not occur in target "
                              f"(classes present: {sorted(set(t.tolist()))})")
+    if per_class is not None:
+        k = v.int_at_least("per_class", per_class, 1)
+        rng = np.random.default_rng(v.int_at_least("seed", seed, 0))
+        sub = np.zeros_like(pos)
+        for name, sel in (("positive", pos), ("negative", neg)):
+            idx = np.flatnonzero(sel)
+            if k > idx.size:
+                raise ValueError(f"per_class must be at most the {name} class size {idx.size}, "
+                                 f"got {per_class!r}")
+            sub[np.sort(rng.choice(idx, size=k, replace=False))] = True
+        pos, neg = pos & sub, neg & sub
     keep = pos | neg
     Xk = Xa[keep]
     scale = float(np.max(np.linalg.norm(Xk, axis=1)))
@@ -254,13 +271,19 @@ def iris_data(positive: str = "setosa", negative: str = "versicolor") -> Dataset
     return binary_subset(raw.data, names, positive, negative)
 
 
-def digits_data(positive: int = 0, negative: int = 1) -> Dataset:
+def digits_data(positive: int = 0, negative: int = 1, *, per_class: int | None = None,
+                seed: int = 0) -> Dataset:
     r"""Two classes of the 8x8 handwritten digits (64 pixel features), unit maximum norm.
 
     Parameters
     ----------
     positive, negative : int
         Two different digits in 0..9 (labels +1 and -1).
+    per_class : int, optional
+        Keep only this many images of each digit (drawn with ``seed``, see
+        :func:`binary_subset`); all (about 180 each) by default.
+    seed : int
+        Seed of that subsample.
 
     Raises
     ------
@@ -272,6 +295,8 @@ def digits_data(positive: int = 0, negative: int = 1) -> Dataset:
     >>> ds = digits_data()
     >>> ds.n, ds.d, int(np.sum(ds.y > 0))
     (360, 64, 178)
+    >>> digits_data(per_class=50).n
+    100
     """
     pos = v.int_at_least("positive", positive, 0)
     neg = v.int_at_least("negative", negative, 0)
@@ -279,4 +304,4 @@ def digits_data(positive: int = 0, negative: int = 1) -> Dataset:
         raise ValueError(f"positive and negative must be digits in 0..9, got {positive!r}, "
                          f"{negative!r}")
     raw = _sklearn_datasets("digits_data").load_digits()
-    return binary_subset(raw.data, raw.target, pos, neg)
+    return binary_subset(raw.data, raw.target, pos, neg, per_class=per_class, seed=seed)
