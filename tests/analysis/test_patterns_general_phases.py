@@ -19,8 +19,8 @@ from reluflow import (
     init_network,
 )
 from reluflow.analysis import general_phases as gp
+from reluflow.analysis import measure as ms
 from reluflow.analysis import patterns as pt
-from reluflow.analysis import phases as ph
 from reluflow.analysis import theory as th
 from reluflow.engine.datasets import ClusterData
 from reluflow.engine.trajectory import make_events
@@ -149,9 +149,9 @@ def test_series_helpers() -> None:
     assert math.isclose(float(R[1][0]), 1.0, rel_tol=1e-6) and R[-1][-1] < 1e-20
     q = traj.f * traj.data.y[None, :]
     assert np.allclose(R[1], np.exp(-q[:, 0])) and np.allclose(R[-1], np.exp(-q[:, 1]))
-    neff = gp.effective_directions_series(traj)
+    neff = ms.effective_directions_series(traj)
     for j in (0, 50, -1):
-        assert neff[j] == ph.effective_directions(traj, j)
+        assert neff[j] == ms.effective_directions(traj, j)
     s = gp.group_share(traj, 1, -1)
     assert np.all((s >= 0) & (s <= 1))
     spread = gp.group_spread(traj, 1)

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from reluflow import TwoPointData, gradient_descent, gradient_flow, init_network
-from reluflow.analysis.general_phases import detect_phases_general, effective_directions_series
+from reluflow.analysis.general_phases import detect_phases_general
+from reluflow.analysis.measure import effective_directions_series
 from reluflow.engine.datasets import ClusterData
 from reluflow.runs.beyond import ClusterRun, cluster_sweep, escape_sweep, spread_convergence
 from reluflow.viz import beyond as vb

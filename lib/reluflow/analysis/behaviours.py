@@ -130,6 +130,11 @@ def _plateau(rep: PhaseReport, rate: float) -> tuple[Behaviour, Behaviour]:
         return Behaviour(names[0], False, None, why), Behaviour(names[1], False, None,
                                                                  "no plateau to escape")
     units = dur * rate
+    if dur == 0.0:
+        why = (f"no: the waiting class is fitted at $t = {_fmt(tpe or tp)}$, before the leader "
+               "group stops feeding it")
+        return Behaviour(names[0], False, None, why), Behaviour(names[1], False, None,
+                                                                 "no plateau to escape")
     if units < 1.0:
         why = (f"no: the waiting class is fitted ${_fmt(dur)}$ after the leader leaves it, "
                f"{units:.2f} e-folding times of the leading mode")

@@ -26,7 +26,9 @@ single point :math:`Q = q`).
 * ``t_escape``: first time :math:`L \le (1 - \text{drop})L(0)`.
 * ``t_plateau`` (entry to the plateau): first time :math:`\ge t_\mathrm{escape}` at which
   the leader group's share on the waiting class is :math:`\le 1/2` (it has deactivated on
-  it).
+  it).  If the waiting class is fitted first (``t_plateau_escape`` below, searched from
+  ``t_escape``, comes earlier), there is no plateau: ``t_plateau`` and
+  ``t_plateau_escape`` are both that time and ``plateau_duration`` is 0.
 * ``t_reactivation``: after ``t_condensed``, first time the follower group's share on the
   leading class rises back to :math:`\ge 1/2` after having been :math:`< 1/2`.
 * ``t_plateau_escape``: first time :math:`\ge t_\mathrm{plateau}` at which
@@ -37,10 +39,11 @@ single point :math:`Q = q`).
 Values: ``leading_class``; ``plateau_loss`` (the loss at the first time after
 ``t_plateau`` with :math:`Q_w \ge 0.01`, the end of the flat part); ``plateau_duration``
 (``t_plateau_escape - t_plateau``); ``n_eff_min``, ``t_n_eff_min`` and ``n_eff_final``
-(:func:`effective_directions_series`); ``final_loss``, ``final_margin`` (normalized),
-``final_time``, ``invariant_drift``.  Every time is interpolated linearly between the two
-recorded samples around the crossing (:func:`reluflow.analysis.phases.first_crossing`) and
-is ``None`` when the crossing does not happen in the run.
+(:func:`reluflow.analysis.measure.effective_directions_series`); ``final_loss``,
+``final_margin`` (normalized), ``final_time``, ``invariant_drift``.  Every time is
+interpolated linearly between the two recorded samples around the crossing
+(:func:`reluflow.analysis.phases.first_crossing`) and is ``None`` when the crossing does
+not happen in the run.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from reluflow.analysis.measure import effective_directions
+from reluflow.analysis.measure import effective_directions_series
 from reluflow.analysis.phases import PhaseReport, first_crossing
 from reluflow.engine.data import Dataset
 from reluflow.engine.trajectory import Trajectory
@@ -59,7 +62,6 @@ from reluflow.engine.trajectory import Trajectory
 __all__ = [
     "class_residuals",
     "detect_phases_general",
-    "effective_directions_series",
     "group_share",
     "group_spread",
 ]
@@ -157,17 +159,6 @@ def group_spread(traj: Trajectory, sign: int) -> Array:
         return np.asarray(np.sqrt(np.sum(M * ang**2, axis=1) / np.sum(M, axis=1)))
 
 
-def effective_directions_series(traj: Trajectory, tol: float = 0.05) -> Array:
-    r""":func:`reluflow.analysis.phases.effective_directions` at every recorded time.
-
-    :math:`N_\mathrm{eff}(t) = \exp(-\sum_c q_c\log q_c)` over the mass fractions
-    :math:`q_c` of the direction clusters (same sign, within ``tol`` rad); ``nan`` where no
-    neuron is alive.
-    """
-    tr = _traj(traj)
-    return np.array([effective_directions(tr, j, tol) for j in range(tr.t.size)])
-
-
 def _roles(traj: Trajectory) -> tuple[int, dict[int, Array]]:
     R = class_residuals(traj)
     t = traj.t
@@ -197,6 +188,37 @@ def _check_levels(spread_tol: Any, drop: Any, phase4_margin: Any) -> tuple[float
 
 def _after(hit: tuple[float, int] | None) -> int | None:
     return None if hit is None else hit[1]
+
+
+def _plateau(tr: Trajectory, R: dict[int, Array], lead: int, start: int, pm: float,
+             times: dict[str, float | None], vals: dict[str, Any]) -> None:
+    """Fill ``t_plateau``, ``t_plateau_escape``, ``t_phase4`` and the plateau values."""
+    t, L, wait = tr.t, tr.loss, -lead
+    share = np.nan_to_num(group_share(tr, lead, wait), nan=1.0)
+    with np.errstate(divide="ignore"):
+        Qw = -np.log(R[wait])
+    pl = first_crossing(t, share, 0.5, start, up=False)
+    fitted = first_crossing(t, Qw, math.log(2.0), start, up=True)
+    if fitted is not None and (pl is None or fitted[0] < pl[0]):
+        # the waiting class is fitted while the leader still feeds it: no plateau
+        times["t_plateau"] = times["t_plateau_escape"] = fitted[0]
+        vals["plateau_duration"] = 0.0
+        pe: tuple[float, int] | None = fitted
+    elif pl is not None:
+        times["t_plateau"] = pl[0]
+        end = first_crossing(t, Qw, 0.01, pl[1], up=True)
+        if end:
+            vals["plateau_loss"] = float(np.interp(end[0], t, L))
+        pe = first_crossing(t, Qw, math.log(2.0), pl[1], up=True)
+        times["t_plateau_escape"] = pe[0] if pe else None
+        if pe:
+            vals["plateau_duration"] = pe[0] - pl[0]
+    else:
+        return
+    if pe:
+        qmin = np.min(tr.f * tr.data.y[None, :], axis=1)
+        p4 = first_crossing(t, qmin, pm, pe[1], up=True)
+        times["t_phase4"] = p4[0] if p4 else None
 
 
 def detect_phases_general(
@@ -272,22 +294,7 @@ def detect_phases_general(
                             "plateau_duration": math.nan}
     start = _after(esc)
     if start is not None:
-        share = np.nan_to_num(group_share(tr, lead, wait), nan=1.0)
-        pl = first_crossing(t, share, 0.5, start, up=False)
-        times["t_plateau"] = pl[0] if pl else None
-        if pl:
-            with np.errstate(divide="ignore"):
-                Qw = -np.log(R[wait])
-            end = first_crossing(t, Qw, 0.01, pl[1], up=True)
-            if end:
-                vals["plateau_loss"] = float(np.interp(end[0], t, L))
-            pe = first_crossing(t, Qw, math.log(2.0), pl[1], up=True)
-            times["t_plateau_escape"] = pe[0] if pe else None
-            if pe:
-                vals["plateau_duration"] = pe[0] - pl[0]
-                qmin = np.min(tr.f * tr.data.y[None, :], axis=1)
-                p4 = first_crossing(t, qmin, pm, pe[1], up=True)
-                times["t_phase4"] = p4[0] if p4 else None
+        _plateau(tr, R, lead, start, pm, times, vals)
     neff = effective_directions_series(tr, direction_tol)
     fin = np.isfinite(neff)
     j_min = int(np.nanargmin(np.where(fin, neff, np.inf))) if np.any(fin) else -1
