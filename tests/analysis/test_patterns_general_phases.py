@@ -22,6 +22,7 @@ from reluflow.analysis import general_phases as gp
 from reluflow.analysis import measure as ms
 from reluflow.analysis import patterns as pt
 from reluflow.analysis import theory as th
+from reluflow.analysis.behaviours import behaviours
 from reluflow.engine.datasets import ClusterData
 from reluflow.engine.trajectory import make_events
 
@@ -141,6 +142,41 @@ def test_general_detection_on_clusters_orders_the_phases() -> None:
     assert times == sorted(times)  # type: ignore[type-var]
     assert math.isclose(rep.values["plateau_duration"], times[3] - times[2])  # type: ignore[operator]
     assert 0.3 <= rep.values["plateau_loss"] <= 0.5
+
+
+def test_no_plateau_when_both_classes_are_fitted_together() -> None:
+    """p = 1/2 at a wide angle: two groups, equal rates, each fits its own point."""
+    data = TwoPointData(1.2, 0.5)
+    times = np.concatenate([[0.0], np.linspace(0.5, 300.0, 600), np.geomspace(310, 1e4, 30)])
+    traj = gradient_flow(init_network(30, 2, 1e-6, seed=0), data, 1e4, times=times)
+    rep = gp.detect_phases_general(traj)
+    assert rep.t_escape is not None and rep.t_plateau is not None
+    # the loss never stays flat after the leader leaves the waiting point
+    assert rep.values["plateau_flat"] <= float(np.max(np.diff(times[:600])))
+
+
+def test_waiting_class_fitted_while_still_fed_means_no_plateau() -> None:
+    """A hand-made record: the leader (a > 0) stays active on x- while x- gets fitted."""
+    data = TwoPointData(0.3, 0.5)
+    t = np.linspace(0.0, 10.0, 101)
+    f = np.stack([0.3 * t, -0.2 * t], axis=1)
+    loss = 0.5 * np.exp(-f[:, 0]) + 0.5 * np.exp(f[:, 1])
+    T = t.size
+    a = np.tile([1.0, -1.0], (T, 1)) * (1 + t)[:, None]
+    B = np.tile(np.array([[1.0, 0.05], [0.2, 1.0]]), (T, 1, 1)) * (1 + t)[:, None, None]
+    traj = Trajectory(t=t, loss=loss, f=f, a=a, B=B, pattern=np.ones((T, 2, 2), dtype=np.int8),
+                      events=make_events([]), drift=np.zeros(T), neurons=np.arange(2),
+                      data=data)
+    rep = gp.detect_phases_general(traj)
+    fitted = math.log(2.0) / 0.2  # the waiting class margin 0.2 t reaches log 2
+    assert rep.values["leading_class"] == 1
+    assert rep.t_plateau == pytest.approx(fitted, abs=0.1)
+    assert rep.t_plateau_escape == rep.t_plateau
+    assert rep.values["plateau_duration"] == 0.0 and rep.values["plateau_flat"] == 0.0
+    assert math.isnan(rep.values["plateau_loss"])
+    beh = behaviours(traj, rep, pt.pattern_changes(traj), 0.3)
+    assert not beh[1].observed and "before the leader group stops feeding it" in beh[1].evidence
+    assert not beh[2].observed
 
 
 def test_series_helpers() -> None:

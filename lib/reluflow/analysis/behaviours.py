@@ -7,10 +7,11 @@ and used by :func:`behaviours` for every data set alike:
 * **initial condensation**: the leader group (see
   :mod:`reluflow.analysis.general_phases`) is on one direction, RMS spread at most the
   detector's ``spread_tol``, *before* the saddle escape (``t_condensed < t_escape``);
-* **saddle to plateau**: a plateau is entered (``t_plateau`` exists) and lasts at least
-  one e-folding time of the leading early mode, ``plateau_duration`` :math:`\ge
-  1/\lambda_1` (:mod:`reluflow.analysis.early`): the waiting class is left alone for
-  longer than the escape itself takes;
+* **saddle to plateau**: a plateau is entered (``t_plateau`` exists) and the loss stays
+  flat on it (the waiting class's margin below 0.01) for at least one e-folding time of the
+  leading early mode, ``plateau_flat`` :math:`\ge 1/\lambda_1`
+  (:mod:`reluflow.analysis.early`): the waiting class is left alone for longer than the
+  escape itself takes;
 * **plateau escape**: the plateau above is left (``t_plateau_escape`` exists);
 * **deactivation / reactivation**: some neuron stops being active on a point
   (deactivation) and some neuron comes back to a point it had left (reactivation),
@@ -123,31 +124,30 @@ def _condensation(rep: PhaseReport) -> Behaviour:
 def _plateau(rep: PhaseReport, rate: float) -> tuple[Behaviour, Behaviour]:
     tp, tpe = rep.t_plateau, rep.t_plateau_escape
     dur = rep.values.get("plateau_duration", math.nan)
+    flat = rep.values.get("plateau_flat", math.nan)
     names = BEHAVIOURS[1], BEHAVIOURS[2]
-    if tp is None or not math.isfinite(dur):
-        why = ("no: the leader group never leaves the waiting class" if tp is None else
-               "no: the waiting class is not fitted within the run")
-        return Behaviour(names[0], False, None, why), Behaviour(names[1], False, None,
-                                                                 "no plateau to escape")
-    units = dur * rate
+    none = Behaviour(names[1], False, None, "no plateau to escape")
+    if tp is None:
+        return Behaviour(names[0], False, None, "no: the leader group never leaves the "
+                         "waiting class"), none
     if dur == 0.0:
-        why = (f"no: the waiting class is fitted at $t = {_fmt(tpe or tp)}$, before the leader "
-               "group stops feeding it")
-        return Behaviour(names[0], False, None, why), Behaviour(names[1], False, None,
-                                                                 "no plateau to escape")
+        return Behaviour(names[0], False, None, f"no: the waiting class is fitted at "
+                         f"$t = {_fmt(tp)}$, before the leader group stops feeding it"), none
+    if not math.isfinite(flat):
+        return Behaviour(names[0], False, None, "no: the waiting class does not move "
+                         "within the run"), none
+    units = flat * rate
     if units < 1.0:
-        why = (f"no: the waiting class is fitted ${_fmt(dur)}$ after the leader leaves it, "
-               f"{units:.2f} e-folding times of the leading mode")
-        return Behaviour(names[0], False, None, why), Behaviour(names[1], False, None,
-                                                                 "no plateau to escape")
-    lvl = rep.values.get("plateau_loss", math.nan)
-    lvl_txt = f", loss {lvl:.3g}" if math.isfinite(lvl) else ""
-    b1 = Behaviour(names[0], True, tp, f"plateau from $t = {_fmt(tp)}$ for "
-                   f"${_fmt(dur)}$ ({units:.1f} e-folding times){lvl_txt}")
-    assert tpe is not None
-    b2 = Behaviour(names[1], True, tpe, f"waiting class fitted (loss halved) at "
-                   f"$t = {_fmt(tpe)}$")
-    return b1, b2
+        return Behaviour(names[0], False, None, f"no: the loss stays flat for "
+                         f"${_fmt(flat)}$ only, {units:.2f} e-folding times of the leading "
+                         "mode"), none
+    lvl = rep.values["plateau_loss"]
+    b1 = Behaviour(names[0], True, tp, f"flat from $t = {_fmt(tp)}$ for ${_fmt(flat)}$ "
+                   f"({units:.1f} e-folding times) at loss {lvl:.3g}")
+    if tpe is None or not math.isfinite(dur):
+        return b1, Behaviour(names[1], False, None, "no: the run ends on the plateau")
+    return b1, Behaviour(names[1], True, tpe, f"waiting class fitted (its loss halved) at "
+                         f"$t = {_fmt(tpe)}$")
 
 
 def _switching(changes: PatternChanges) -> Behaviour:

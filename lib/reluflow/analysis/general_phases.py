@@ -37,7 +37,8 @@ single point :math:`Q = q`).
   :math:`\min_i q_i \ge` ``phase4_margin``.
 
 Values: ``leading_class``; ``plateau_loss`` (the loss at the first time after
-``t_plateau`` with :math:`Q_w \ge 0.01`, the end of the flat part); ``plateau_duration``
+``t_plateau`` with :math:`Q_w \ge 0.01`, the end of the flat part) and ``plateau_flat``
+(that time minus ``t_plateau``: how long the loss stays flat); ``plateau_duration``
 (``t_plateau_escape - t_plateau``); ``n_eff_min``, ``t_n_eff_min`` and ``n_eff_final``
 (:func:`reluflow.analysis.measure.effective_directions_series`); ``final_loss``,
 ``final_margin`` (normalized), ``final_time``, ``invariant_drift``.  Every time is
@@ -202,13 +203,14 @@ def _plateau(tr: Trajectory, R: dict[int, Array], lead: int, start: int, pm: flo
     if fitted is not None and (pl is None or fitted[0] < pl[0]):
         # the waiting class is fitted while the leader still feeds it: no plateau
         times["t_plateau"] = times["t_plateau_escape"] = fitted[0]
-        vals["plateau_duration"] = 0.0
+        vals["plateau_duration"] = vals["plateau_flat"] = 0.0
         pe: tuple[float, int] | None = fitted
     elif pl is not None:
         times["t_plateau"] = pl[0]
         end = first_crossing(t, Qw, 0.01, pl[1], up=True)
         if end:
             vals["plateau_loss"] = float(np.interp(end[0], t, L))
+            vals["plateau_flat"] = end[0] - pl[0]
         pe = first_crossing(t, Qw, math.log(2.0), pl[1], up=True)
         times["t_plateau_escape"] = pe[0] if pe else None
         if pe:
@@ -291,7 +293,7 @@ def detect_phases_general(
     esc = first_crossing(t, L, (1 - dr) * L[0], up=False)
     times["t_escape"] = esc[0] if esc else None
     vals: dict[str, Any] = {"leading_class": lead, "plateau_loss": math.nan,
-                            "plateau_duration": math.nan}
+                            "plateau_duration": math.nan, "plateau_flat": math.nan}
     start = _after(esc)
     if start is not None:
         _plateau(tr, R, lead, start, pm, times, vals)
