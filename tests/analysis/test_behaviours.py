@@ -37,7 +37,7 @@ def test_a_two_point_run_shows_every_behaviour_in_order() -> None:
     assert [b.name for b in out] == list(BEHAVIOURS)
     assert all(b.observed for b in out), [b.evidence for b in out if not b.observed]
     times = [b.time for b in out]
-    assert all(t is not None for t in times)
+    assert all(t is not None for t in times[:5]) and times[5] is None  # a limit, not a moment
     # condensation, plateau entry and its exit come in this order
     assert times[0] < times[1] < times[2]  # type: ignore[operator]
     for b in out:

@@ -95,6 +95,31 @@ def test_counts_on_a_coarser_grid_and_for_gradient_descent() -> None:
     assert int(pg.total("deactivation")[-1]) == int(np.sum(gd.events["kind"] == "deactivate"))
 
 
+def test_longest_hold() -> None:
+    traj = two_point_run(0.3, 0.7)
+    hold = pt.longest_hold(traj)
+    assert hold is not None
+    k, i, t0, t1 = hold
+    col = int(np.flatnonzero(traj.neurons == k)[0])
+    inside = (traj.t >= t0) & (traj.t <= t1)
+    assert np.all(traj.pattern[inside, col, i] == 0) and t1 > t0
+    # no other pair is held over more consecutive samples
+    held = (traj.pattern == 0).astype(int)
+    longest = 0
+    for kk in range(traj.m):
+        for ii in range(traj.data.n):
+            run = best = 0
+            for h in held[:, kk, ii]:
+                run = run + 1 if h else 0
+                best = max(best, run)
+            longest = max(longest, best)
+    assert int(inside.sum()) == longest
+    gd = gradient_descent(init_network(5, 2, 1e-3, seed=0), traj.data, 0.1, 5.0)
+    assert pt.longest_hold(gd) is None  # descent never sits exactly on a boundary
+    with pytest.raises(ValueError, match=r"traj must be a reluflow\.Trajectory"):
+        pt.longest_hold(None)  # type: ignore[arg-type]
+
+
 def test_pattern_changes_refuses_bad_input() -> None:
     traj = two_point_run(0.3, 0.7)
     with pytest.raises(ValueError, match=r"traj must be a reluflow\.Trajectory"):

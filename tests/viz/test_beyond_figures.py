@@ -12,6 +12,7 @@ from matplotlib.text import Text
 from reluflow import TwoPointData, gradient_descent, gradient_flow, init_network
 from reluflow.analysis.general_phases import detect_phases_general
 from reluflow.analysis.measure import effective_directions_series
+from reluflow.analysis.patterns import longest_hold
 from reluflow.engine.datasets import ClusterData
 from reluflow.runs.beyond import ClusterRun, cluster_sweep, escape_sweep, spread_convergence
 from reluflow.viz import beyond as vb
@@ -81,12 +82,18 @@ def test_flow_vs_descent_figure() -> None:
     flow = gradient_flow(params, data, 60.0, times=t)
     gd = gradient_descent(params, data, 0.05, 60.0, times=t)
     rep = detect_phases_general(flow)
-    fig = vb.flow_vs_descent_figure(flow, gd, rep, neuron=0, point=1)
+    hold = longest_hold(flow)
+    assert hold is not None
+    fig = vb.flow_vs_descent_figure(flow, gd, rep, hold)
     assert len(fig.axes) == 4
     _readable(fig)
     other = gradient_descent(params, data, 0.05, 60.0, times=t[:50] * 0.5)
     with pytest.raises(ValueError, match="same times"):
-        vb.flow_vs_descent_figure(flow, other, rep, neuron=0, point=1)
+        vb.flow_vs_descent_figure(flow, other, rep, hold)
+    with pytest.raises(ValueError, match="must end after it starts"):
+        vb.flow_vs_descent_figure(flow, gd, rep, (hold[0], hold[1], 5.0, 1.0))
+    with pytest.raises(ValueError, match="is not recorded"):
+        vb.flow_vs_descent_figure(flow, gd, rep, (999, 0, 1.0, 5.0))
 
 
 def test_sigma_colors_run_from_black_to_the_positive_colour() -> None:

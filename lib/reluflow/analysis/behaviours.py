@@ -62,7 +62,8 @@ class Behaviour:
     observed : bool
         Whether the run meets the criterion of the module docstring.
     time : float or None
-        When it happens (``None`` if not observed or not a moment in time).
+        When it happens (``None`` if not observed, or for directional convergence, which is
+        a limit rather than a moment).
     evidence : str
         The measured figure that decides it, in words and MyST maths.
     """
@@ -117,8 +118,8 @@ def _condensation(rep: PhaseReport) -> Behaviour:
     if te is not None and tc >= te:
         return Behaviour(name, False, None, f"no: the leader group gathers only at "
                          f"$t = {_fmt(tc)}$, after the escape at ${_fmt(te)}$")
-    return Behaviour(name, True, tc, f"spread $\\le$ 0.1 rad at $t = {_fmt(tc)}$, "
-                     f"before the escape at ${_fmt(te) if te is not None else '-'}$")
+    when = f"before the escape at $t = {_fmt(te)}$" if te is not None else "no escape yet"
+    return Behaviour(name, True, tc, f"one direction, {when}")
 
 
 def _plateau(rep: PhaseReport, rate: float) -> tuple[Behaviour, Behaviour]:
@@ -142,12 +143,11 @@ def _plateau(rep: PhaseReport, rate: float) -> tuple[Behaviour, Behaviour]:
                          f"${_fmt(flat)}$ only, {units:.2f} e-folding times of the leading "
                          "mode"), none
     lvl = rep.values["plateau_loss"]
-    b1 = Behaviour(names[0], True, tp, f"flat from $t = {_fmt(tp)}$ for ${_fmt(flat)}$ "
-                   f"({units:.1f} e-folding times) at loss {lvl:.3g}")
+    b1 = Behaviour(names[0], True, tp, f"flat for ${_fmt(flat)}$ ({units:.1f} e-folding "
+                   f"times) at loss {lvl:.3g}")
     if tpe is None or not math.isfinite(dur):
         return b1, Behaviour(names[1], False, None, "no: the run ends on the plateau")
-    return b1, Behaviour(names[1], True, tpe, f"waiting class fitted (its loss halved) at "
-                         f"$t = {_fmt(tpe)}$")
+    return b1, Behaviour(names[1], True, tpe, "the waiting class's loss halves")
 
 
 def _switching(changes: PatternChanges) -> Behaviour:
@@ -159,8 +159,7 @@ def _switching(changes: PatternChanges) -> Behaviour:
         return Behaviour(name, False, None, f"no: {n_de} deactivations, {n_re} reactivations")
     first = int(np.argmax(changes.total("reactivation") > 0))
     return Behaviour(name, True, float(changes.t[first]),
-                     f"{n_de} deactivations, {n_re} reactivations on {points} of "
-                     f"{changes.y.size} points")
+                     f"{n_de} off, {n_re} back on ({points} of {changes.y.size} points)")
 
 
 def _complexity(rep: PhaseReport, rise: float) -> Behaviour:
@@ -169,7 +168,7 @@ def _complexity(rep: PhaseReport, rise: float) -> Behaviour:
     name = BEHAVIOURS[4]
     if not (math.isfinite(lo) and math.isfinite(fin)):
         return Behaviour(name, False, None, "no: no neuron alive to count directions")
-    txt = f"$N_\\mathrm{{eff}}$ {lo:.2f} at $t = {_fmt(t_lo)}$, {fin:.2f} at the end"
+    txt = f"$N_\\mathrm{{eff}}$ {lo:.2f}, then {fin:.2f} at the end"
     if fin >= (1.0 + rise) * lo:
         return Behaviour(name, True, t_lo, txt)
     return Behaviour(name, False, None, "no: " + txt)
@@ -178,10 +177,9 @@ def _complexity(rep: PhaseReport, rise: float) -> Behaviour:
 def _direction(traj: Trajectory, gamma: float, dir_tol: float) -> Behaviour:
     name = BEHAVIOURS[5]
     change = direction_change(traj)
-    txt = (f"margin {gamma:.3g}, $\\theta/\\lVert\\theta\\rVert$ moves by "
-           f"${_fmt(change)}$ over the last decade")
+    txt = f"margin {gamma:.3g}; the direction moves ${_fmt(change)}$ in the last decade"
     ok = gamma > 0 and change <= dir_tol
-    return Behaviour(name, ok, float(traj.t[-1]) if ok else None, txt if ok else "no: " + txt)
+    return Behaviour(name, ok, None, txt if ok else "no: " + txt)
 
 
 def behaviours(traj: Trajectory, report: PhaseReport, changes: PatternChanges, rate: float,

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from reluflow.engine import checks as v
 from reluflow.engine.trajectory import Trajectory
 
-__all__ = ["CHANGE_KINDS", "PatternChanges", "classify_events", "pattern_changes"]
+__all__ = ["CHANGE_KINDS", "PatternChanges", "classify_events", "longest_hold", "pattern_changes"]
 
 #: The three kinds of activation-pattern change, in the order of :func:`classify_events`.
 CHANGE_KINDS = ("deactivation", "reactivation", "activation")
@@ -169,3 +169,44 @@ def pattern_changes(traj: Trajectory, times: ArrayLike | None = None) -> Pattern
         counts[kind] = np.cumsum(per_slot, axis=0)[:-1]
     return PatternChanges(t=np.asarray(grid, dtype=np.float64), counts=counts,
                           y=np.asarray(traj.data.y))
+
+
+def longest_hold(traj: Trajectory) -> tuple[int, int, float, float] | None:
+    r"""The longest stretch over which one neuron is held on the boundary of one point.
+
+    Held means pattern 0 (:math:`b_k^\top x_i = 0`, Filippov sliding) at consecutive
+    recorded times.
+
+    Returns
+    -------
+    tuple or None
+        ``(neuron, point, t_start, t_end)`` with ``neuron`` the index into the full network
+        (``traj.neurons``) and the first and last recorded times of the stretch; ``None`` if
+        no recorded neuron is ever held.
+
+    Examples
+    --------
+    >>> import reluflow as rf
+    >>> traj = rf.gradient_flow(rf.init_network(20, 2, 1e-6, seed=0), rf.TwoPointData(0.3, 0.7),
+    ...                         60.0, times=np.linspace(0, 60, 121))
+    >>> k, i, t0, t1 = longest_hold(traj)
+    >>> bool(np.all(traj.pattern[(traj.t >= t0) & (traj.t <= t1), k, i] == 0))
+    True
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj must be a reluflow.Trajectory, got {type(traj).__name__}")
+    held = (traj.pattern == 0).reshape(traj.t.size, -1)
+    if not np.any(held):
+        return None
+    pad = np.zeros((1, held.shape[1]), dtype=np.int8)
+    edges = np.diff(np.concatenate([pad, held.astype(np.int8), pad]), axis=0)
+    best = (-1, 0, 0, 0)  # (length, column, start, stop)
+    for col in np.flatnonzero(held.any(axis=0)).tolist():
+        starts = np.flatnonzero(edges[:, col] == 1)
+        stops = np.flatnonzero(edges[:, col] == -1)
+        j = int(np.argmax(stops - starts))
+        if stops[j] - starts[j] > best[0]:
+            best = (int(stops[j] - starts[j]), int(col), int(starts[j]), int(stops[j]))
+    _, col, a, b = best
+    k, i = divmod(col, traj.data.n)
+    return int(traj.neurons[k]), int(i), float(traj.t[a]), float(traj.t[b - 1])

@@ -245,16 +245,30 @@ def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> plots.BookFigure:
 
 # --------------------------------------------------------------------------- GD vs flow
 def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseReport,
-                           neuron: int, point: int) -> plots.BookFigure:
+                           hold: tuple[int, int, float, float]) -> plots.BookFigure:
     r"""Gradient descent beside the exact flow on the same data and initialization.
 
     (a) both losses (phases of the flow shaded); (b) the largest output difference
     :math:`\max_i|f_\mathrm{GD}(x_i) - f(x_i)|`; (c) cumulative activation-pattern changes
-    of each (GD's chattering shows as many changes); (d) for one neuron held by the flow on
-    the boundary of one point, :math:`b_k^\top x_i/\lVert b_k\rVert` in both runs.
+    of each (GD's chattering shows as many changes); (d) one neuron held by the flow on the
+    boundary of one point, :math:`b_k^\top x_i/\lVert b_k\rVert` in both runs over the
+    held stretch and as long again on each side.
+
+    Parameters
+    ----------
+    flow, descent : Trajectory
+        The two runs, recorded at the same times.
+    report : PhaseReport
+        Phases of the flow (shaded).
+    hold : tuple
+        ``(neuron, point, t_start, t_end)``, e.g.
+        :func:`reluflow.analysis.patterns.longest_hold` of ``flow``.
     """
     if flow.t.shape != descent.t.shape or not np.allclose(flow.t, descent.t, rtol=1e-6):
         raise ValueError("flow and descent must be recorded on the same times")
+    h0, h1 = hold[2], hold[3]
+    if not h1 >= h0:
+        raise ValueError(f"hold must end after it starts, got {hold!r}")
     with plots.style():
         fig, axs = _figure(2, 2, 6.2)
         t = flow.t
@@ -283,18 +297,28 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
         ax.set_yscale("log")
         ax.set_xlabel("time $t$ (linear)")
         ax.set_ylabel("pattern changes so far")
-        ax.legend(loc="upper left", fontsize=9)
+        ax.legend(loc="lower right", fontsize=9)
         _title(ax, "(c) chattering")
-        ax = axs[1, 1]
-        x = flow.data.X[point]
-        for tr, col, lab in ((flow, cf, "exact flow"), (descent, cg, "GD")):
-            k = int(np.flatnonzero(tr.neurons == neuron)[0])
-            b = tr.B[:, k]
-            nb = np.linalg.norm(b, axis=1)
-            ax.plot(t, (b @ x) / np.where(nb > 0, nb, 1.0), color=col, lw=1.2, label=lab)
-        ax.axhline(0.0, color="#999999", lw=0.8)
-        ax.set_xlabel("time $t$ (linear)")
-        ax.set_ylabel(r"$b_k^\top x_i/\|b_k\|$")
-        ax.legend(loc="upper right", fontsize=9)
-        _title(ax, f"(d) neuron {neuron} on point {point}")
+        _hold_panel(axs[1, 1], flow, descent, hold)
     return fig
+
+
+def _hold_panel(ax: Axes, flow: Trajectory, descent: Trajectory,
+                hold: tuple[int, int, float, float]) -> None:
+    neuron, point, h0, h1 = hold
+    pad = max(h1 - h0, float(np.min(np.diff(flow.t))))
+    sel = (flow.t >= h0 - pad) & (flow.t <= h1 + pad)
+    x = flow.data.X[point]
+    for tr, col, lab, lw in ((descent, plots.PALETTE["negative"], "GD", 0.9),
+                             (flow, plots.PALETTE["loss"], "exact flow", 1.8)):
+        cols = np.flatnonzero(tr.neurons == neuron)
+        if cols.size == 0:
+            raise ValueError(f"neuron {neuron} is not recorded in both runs")
+        b = tr.B[sel, int(cols[0])]
+        nb = np.linalg.norm(b, axis=1)
+        ax.plot(tr.t[sel], (b @ x) / np.where(nb > 0, nb, 1.0), color=col, lw=lw, label=lab)
+    ax.axvspan(h0, h1, color=plots.PHASE_COLORS["II"], lw=0, zorder=0)
+    ax.set_xlabel("time $t$ (linear)")
+    ax.set_ylabel(r"$b_k^\top x_i/\|b_k\|$")
+    ax.legend(loc="upper right", fontsize=9)
+    _title(ax, f"(d) neuron {neuron} held on point {point}")
