@@ -138,6 +138,15 @@ def test_spread_convergence_finds_the_order_of_a_regular_expansion(q: float) -> 
     assert spread_convergence(s, 1.0 + s**q, allowance=0.5).tolerance >= 0.5
 
 
+def test_spread_convergence_covers_an_irregular_first_order_error() -> None:
+    """A first-order error whose coefficient wobbles with the step (like GD's chattering)."""
+    h = 0.05 * np.array([0.0, 0.125, 0.25, 0.5, 1.0])
+    wobble = np.array([0.0, 1.0, -1.0, 0.5, -0.5])
+    sc = spread_convergence(h, 2.0 + 0.3 * h * (1 + 0.002 * wobble))
+    assert abs(sc.order - 1.0) <= sc.tolerance
+    assert sc.tolerance == pytest.approx(2 * float(np.ptp(sc.local_orders)))
+
+
 @pytest.mark.parametrize(
     ("sigmas", "values", "kw", "match"),
     [

@@ -87,6 +87,12 @@ def cluster_sweep(
     -------
     list of ClusterRun
         In the order of ``sigmas``; ``rate`` is the leading early rate of the data.
+
+    Raises
+    ------
+    RuntimeError
+        If the integrator stops a run before ``t_max`` (``traj.info["stop"]``), naming
+        the spread and the integrator's reason.
     """
     s = v.finite_array("sigmas", sigmas, 1)
     if s.size == 0 or np.any(np.diff(s) <= 0):
@@ -97,6 +103,10 @@ def cluster_sweep(
     for sg in s.tolist():
         data = ClusterData(delta, p, sg, n=n, d=params.d, seed=seed)
         traj = gradient_flow(params, data, t_max, times=times)
+        stop = traj.info.get("stop")
+        if stop is not None:
+            raise RuntimeError(f"the run at sigma = {sg:g} stopped before t_max = {t_max:g}: "
+                               f"{stop}")
         rate = early_alignment(data, params).leading.rate
         out.append(ClusterRun(sg, data, traj, detect_phases_general(traj, data), rate))
     return out
@@ -275,22 +285,22 @@ def escape_time(traj: Trajectory, drop: float = 0.01) -> tuple[float | None, flo
 
 @dataclass(frozen=True)
 class SpreadConvergence:
-    r"""How a measured quantity approaches its two-point value (:func:`spread_convergence`).
+    r"""How a measured quantity approaches its limit value (:func:`spread_convergence`).
 
     Attributes
     ----------
     sigmas : ndarray
-        The positive spreads, increasing.
+        The positive parameter values (spreads, step sizes), increasing.
     deviations : ndarray
         :math:`|X(\sigma) - X(0)|/|X(0)|`.
     local_orders : ndarray
         :math:`q_j = \log(D_{j+1}/D_j)/\log(\sigma_{j+1}/\sigma_j)` between consecutive
-        spreads.
+        values.
     order : float
-        The local order of the two smallest spreads, :math:`q_0`.
+        The local order of the two smallest values, :math:`q_0`.
     tolerance : float
-        :math:`2|q_1 - q_0|` plus the given measurement allowance: how far :math:`q_0` may
-        lie from the true order (see :func:`spread_convergence`).
+        Twice the range of the local orders, plus the given measurement allowance: how
+        far :math:`q_0` may lie from the true order (see :func:`spread_convergence`).
     """
 
     sigmas: Array
@@ -304,20 +314,22 @@ def spread_convergence(sigmas: ArrayLike, values: ArrayLike, *,
                        allowance: float = 0.0) -> SpreadConvergence:
     r"""The order :math:`q` of :math:`X(\sigma) - X(0) = a\sigma^q(1 + c\sigma + \dots)`.
 
-    With spreads halving, :math:`\sigma_{j+1} = 2\sigma_j`, the local orders are
+    With values halving, :math:`\sigma_{j+1} = 2\sigma_j`, the local orders are
     :math:`q_j = q + \log_2\frac{1 + 2c\sigma_j}{1 + c\sigma_j} \approx q +
     c\sigma_j/\ln 2`: the error of :math:`q_j` halves with :math:`\sigma`, so
-    :math:`q_1 - q_0 \approx q_0 - q`.  :attr:`SpreadConvergence.tolerance` allows twice
-    that for the terms neglected, plus ``allowance`` for the measurement error of
-    :math:`q_0`.  The argument needs the next term one power of :math:`\sigma` higher and
-    at least three positive spreads.
+    :math:`|q_0 - q| \approx |q_1 - q_0|`, at most the range of the local orders.  A
+    correction that is not smooth in :math:`\sigma` (gradient descent's chattering depends
+    on where its steps fall) shows as scatter of the local orders, also within their range.
+    :attr:`SpreadConvergence.tolerance` is twice that range (the terms neglected), plus
+    ``allowance`` for the measurement error of :math:`q_0`.  Needs at least three positive
+    values.
 
     Parameters
     ----------
     sigmas : array_like
-        Increasing spreads, the first one 0 (the two-point limit), then at least three.
+        Increasing values, the first one 0 (the limit), then at least three.
     values : array_like
-        The measured quantity at each spread; the value at 0 must be non-zero and every
+        The measured quantity at each value; the value at 0 must be non-zero and every
         deviation positive.
     allowance : float
         Measurement error of the finest local order, >= 0.
@@ -344,4 +356,4 @@ def spread_convergence(sigmas: ArrayLike, values: ArrayLike, *,
         raise ValueError("every deviation from the sigma = 0 value must be positive")
     q = np.diff(np.log(dev)) / np.diff(np.log(s[1:]))
     return SpreadConvergence(sigmas=s[1:], deviations=dev, local_orders=q, order=float(q[0]),
-                             tolerance=2.0 * abs(float(q[1] - q[0])) + al)
+                             tolerance=2.0 * float(np.ptp(q)) + al)
