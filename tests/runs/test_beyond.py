@@ -162,3 +162,18 @@ def test_spread_convergence_refuses_bad_input(sigmas: list[float], values: list[
                                               kw: dict[str, float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         spread_convergence(sigmas, values, **kw)
+
+
+def test_cluster_sweep_refuses_a_run_the_integrator_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reluflow.runs.beyond as rb
+
+    real = rb.gradient_flow
+
+    def stopping(*args: object, **kw: object) -> object:
+        traj = real(*args, **kw)  # type: ignore[arg-type]
+        traj.info["stop"] = {"reason": "stiff", "t": 3.0}
+        return traj
+
+    monkeypatch.setattr(rb, "gradient_flow", stopping)
+    with pytest.raises(RuntimeError, match=r"sigma = 0.02 stopped before t_max = 5: .*stiff"):
+        cluster_sweep(0.3, 0.7, [0.02], init_network(4, 2, 1e-3, seed=0), n=2, t_max=5.0)
