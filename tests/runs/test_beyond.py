@@ -164,7 +164,9 @@ def test_spread_convergence_refuses_bad_input(sigmas: list[float], values: list[
         spread_convergence(sigmas, values, **kw)
 
 
-def test_cluster_sweep_refuses_a_run_the_integrator_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cluster_sweep_refuses_a_run_the_integrator_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import reluflow.runs.beyond as rb
 
     real = rb.gradient_flow
