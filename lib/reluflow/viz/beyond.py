@@ -236,6 +236,7 @@ def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> plots.BookFigure:
             for slope, ls, lab in ((lo, "-", r"$1/\lambda_1$"), (hi, ":", r"$1/\lambda_2$")):
                 ax.plot(ell, sw.t_escape[-1] + slope * (ell - ell[-1]),
                         color=plots.PALETTE["theory"], ls=ls, lw=1.3, label=f"{lab} = {slope:.3f}")
+            ax.set_ylim(bottom=0.0)
             ax.set_xlabel(r"$\log(1/\kappa)$")
             ax.set_ylabel(r"escape time $t_\mathrm{esc}$")
             ax.legend(loc="upper left", fontsize=9)
