@@ -65,6 +65,8 @@ from reluflow.engine.datasets import ClusterData
 from reluflow.engine.network import Params
 
 __all__ = [
+    "DEAD",
+    "UNRESOLVED",
     "ClusterRate",
     "ConsistentDirection",
     "EarlyAlignment",

@@ -252,7 +252,7 @@ def detect_phases_general(
     Returns
     -------
     PhaseReport
-        With ``regime = "general"``; :attr:`~reluflow.PhaseReport.definitions` says how each
+        With ``regime = "general"``; its ``definitions`` say how each
         time was measured.
 
     Examples

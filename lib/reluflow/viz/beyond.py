@@ -1,8 +1,8 @@
 r"""Multi-panel figures of the chapter "Beyond two points" (clusters, real data, GD vs flow).
 
-Built on :mod:`reluflow.viz.plots`: the same palette (:data:`~reluflow.viz.plots.PALETTE`:
+Built on :mod:`reluflow.viz.plots`: the same palette (:data:`~reluflow.viz.plots.style.PALETTE`:
 positive neurons and class +1 in blue, negative neurons and class -1 in vermillion; the
-phase tints :data:`~reluflow.viz.plots.PHASE_COLORS`), the same rcParams
+phase tints :data:`~reluflow.viz.plots.style.PHASE_COLORS`), the same rcParams
 (:func:`~reluflow.viz.plots.style`), white opaque figures rendered at :data:`DPI`.  The
 figures are :data:`WIDTH` inches wide, the width of the book's text column, so that
 their 9-10 pt fonts keep that size on the page.
@@ -92,11 +92,12 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
                    ) -> plots.BookFigure:
     r"""Two clusters at several spreads :math:`\sigma` (:func:`reluflow.runs.beyond.cluster_sweep`).
 
-    (a) the loss over :math:`\log t` for every :math:`\sigma` (black: :math:`\sigma = 0`);
-    (b) the loss around the plateau, linear time; (c) the deviation of each measured
-    quantity from its :math:`\sigma = 0` value against :math:`\sigma` (log-log), with the
-    fitted power laws; (d) when the negative neurons come back to each positive point
-    (its first reactivation) against :math:`\sigma`.
+    Panel (a): the loss over :math:`\log t` for every :math:`\sigma` (black:
+    :math:`\sigma = 0`); panel (b): the loss around the plateau, linear time; panel (c): the
+    deviation of each measured quantity from its :math:`\sigma = 0` value against
+    :math:`\sigma` (log-log), with the fitted power laws; panel (d): when the negative
+    neurons come back to each positive point (its first reactivation) against
+    :math:`\sigma`.
 
     Parameters
     ----------
