@@ -184,7 +184,7 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
             ax.plot(traj.t[pos], share * R[c][pos], color=plots.PALETTE[key], lw=1.2, ls="--",
                     label=f"class {c:+d} part")
         ax.set_yscale("log")
-        ax.set_ylim(bottom=max(float(np.min(traj.loss[pos])), 1e-12) / 2)
+        ax.set_ylim(bottom=float(np.min(traj.loss[pos & (traj.loss > 0)])) / 3)
         _shade(ax, report, float(traj.t[-1]))
         ax.set_ylabel("loss (log scale)")
         ax.legend(loc="lower left", fontsize=9)
