@@ -6,8 +6,6 @@ from functools import cache
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
-from matplotlib.text import Text
 
 from reluflow import TwoPointData, gradient_descent, gradient_flow, init_network
 from reluflow.analysis.general_phases import detect_phases_general
@@ -17,6 +15,8 @@ from reluflow.engine.datasets import ClusterData
 from reluflow.runs.beyond import ClusterRun, cluster_sweep, escape_sweep, spread_convergence
 from reluflow.viz import beyond as vb
 from reluflow.viz import plots
+from reluflow.viz.plots.panels import Panels, min_font_size
+from reluflow.viz.plots.style import MIN_FONT_PT, PANEL_WIDTH
 
 
 @cache
@@ -26,18 +26,14 @@ def runs() -> list[ClusterRun]:
                          n=3, seed=0, t_max=1e12, times=times)
 
 
-def _readable(fig: Figure) -> None:
-    """White, 7.2 in wide, >= 150 dpi, every visible text >= 9 pt."""
-    assert isinstance(fig, plots.BookFigure)
-    assert fig.get_figwidth() == pytest.approx(vb.WIDTH)
-    assert fig.repr_dpi >= 150
-    assert fig.patch.get_facecolor()[:3] == (1.0, 1.0, 1.0)
-    fig.canvas.draw()
-    small = [(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
-             if t.get_visible() and t.get_text().strip() and t.get_fontsize() < 9]
-    assert not small, small
-    png = fig._repr_png_()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+def _readable(fig: Panels) -> None:
+    """A book figure: panels of the book's width, every text >= the book's minimum."""
+    assert isinstance(fig, Panels)
+    for f in fig.figures:
+        assert f.get_figwidth() == pytest.approx(PANEL_WIDTH)
+        assert min_font_size(f) >= MIN_FONT_PT
+        assert f.patch.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+    assert 'class="rf-panels"' in fig._repr_html_()
 
 
 def test_cluster_figure() -> None:
@@ -49,7 +45,7 @@ def test_cluster_figure() -> None:
         c = spread_convergence(s, vals)
         fits[name] = (c.sigmas, c.deviations, c.order)
     fig = vb.cluster_figure(rs, fits)
-    assert len(fig.axes) == 4
+    assert len(fig.figures) == 4
     _readable(fig)
     with pytest.raises(ValueError, match="sigma = 0"):
         vb.cluster_figure(rs[1:], fits)
@@ -61,15 +57,15 @@ def test_real_data_figure_on_any_data() -> None:
     run = runs()[-1]
     fig = vb.real_data_figure(run.traj, run.report, effective_directions_series(run.traj),
                               name="clusters")
-    assert len(fig.axes) == 4
-    assert fig.axes[0].get_xscale() == "log"
+    assert len(fig.figures) == 4
+    assert fig.figures[0].axes[0].get_xscale() == "log"
     _readable(fig)
 
 
 def test_escape_figure() -> None:
     sw = escape_sweep(ClusterData(0.3, 0.7, 0.02, n=3, seed=0), 12, [1e-3, 1e-5], seed=0)
     fig = vb.escape_figure({"clusters": sw, "again": sw})
-    assert len(fig.axes) == 2
+    assert len(fig.figures) == 2
     _readable(fig)
     with pytest.raises(ValueError, match="at least one data set"):
         vb.escape_figure({})
@@ -85,7 +81,7 @@ def test_flow_vs_descent_figure() -> None:
     hold = longest_hold(flow)
     assert hold is not None
     fig = vb.flow_vs_descent_figure(flow, gd, rep, hold)
-    assert len(fig.axes) == 4
+    assert len(fig.figures) == 4
     _readable(fig)
     other = gradient_descent(params, data, 0.05, 60.0, times=t[:50] * 0.5)
     with pytest.raises(ValueError, match="same times"):

@@ -1,11 +1,12 @@
 r"""Multi-panel figures of the chapter "Beyond two points" (clusters, real data, GD vs flow).
 
-Built on :mod:`reluflow.viz.plots`: the same palette (:data:`~reluflow.viz.plots.style.PALETTE`:
-positive neurons and class +1 in blue, negative neurons and class -1 in vermillion; the
-phase tints :data:`~reluflow.viz.plots.style.PHASE_COLORS`), the same rcParams
-(:func:`~reluflow.viz.plots.style`), white opaque figures rendered at :data:`DPI`.  The
-figures are :data:`WIDTH` inches wide, the width of the book's text column, so that
-their 9-10 pt fonts keep that size on the page.
+Built on :mod:`reluflow.viz.plots`: the same palette
+(:data:`~reluflow.viz.plots.style.PALETTE`: positive neurons and class +1 in blue, negative
+neurons and class -1 in vermillion; the phase tints
+:data:`~reluflow.viz.plots.style.PHASE_COLORS`), the book style, and every figure a
+:class:`~reluflow.viz.plots.panels.Panels` of single panels (side by side on a wide
+screen, stacked on a phone, every text at least
+:data:`~reluflow.viz.plots.style.MIN_FONT_PT` points).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from numpy.typing import NDArray
 
@@ -26,10 +28,9 @@ from reluflow.analysis.phases import PhaseReport
 from reluflow.engine.trajectory import Trajectory
 from reluflow.runs.beyond import ClusterRun, EscapeSweep
 from reluflow.viz import plots
+from reluflow.viz.plots.panels import Panels, panel
 
 __all__ = [
-    "DPI",
-    "WIDTH",
     "cluster_figure",
     "escape_figure",
     "flow_vs_descent_figure",
@@ -37,23 +38,36 @@ __all__ = [
     "sigma_colors",
 ]
 
-#: Resolution (dots per inch) of the rendered figures.
-DPI = 160.0
-#: Width (inches) of every figure: the text column of the book.
-WIDTH = 7.2
-
 Array = NDArray[np.float64]
 
+#: Text alternatives of the figures (for screen readers).
+_ALT = {
+    "clusters": ("Two clusters at several spreads: the loss over the whole run and around the "
+                 "plateau, how far the escape time, the plateau exit and the final margin are from "
+                 "their two-point values, and when the negative neurons come back to each positive "
+                 "point."),
+    "real": ("A run on real data: the loss and each class's part with the phases, the "
+             "effective number of directions, the cumulative deactivations and reactivations "
+             "per class, and the normalized margin."),
+    "escape": ("Saddle-escape time against log(1/kappa) for each data set, with the slopes "
+               "1/lambda_1 and 1/lambda_2 of the early dynamics."),
+    "descent": ("Gradient descent beside the exact flow: the two losses, their largest output "
+                "difference, the pattern changes of each, and one neuron the flow holds on a "
+                "boundary."),
+}
 
-def _figure(rows: int, cols: int, height: float) -> tuple[plots.BookFigure, NDArray[Any]]:
-    fig = plots.new_figure((WIDTH, height), layout="constrained")
-    fig.repr_dpi = DPI
-    axs = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
-    return fig, axs
+
+def _figure(rows: int, cols: int, height: float) -> tuple[list[Figure], NDArray[Any]]:
+    """``rows * cols`` book panels of ``height`` inches each, their axes as an array."""
+    made = [panel(height) for _ in range(rows * cols)]
+    axs = np.empty((rows, cols), dtype=object)
+    for j, (_, ax) in enumerate(made):
+        axs[j // cols, j % cols] = ax
+    return [f for f, _ in made], axs
 
 
 def _title(ax: Axes, text: str) -> None:
-    ax.set_title(text, loc="left", fontsize=10)
+    ax.set_title(text, loc="left")
 
 
 def sigma_colors(k: int) -> list[str]:
@@ -84,12 +98,12 @@ def _shade(ax: Axes, report: PhaseReport, t_end: float, numerals: bool = True) -
         a, b = max(t0, lo), min(t1, hi)
         if b > a and (math.log10(b) - math.log10(a)) / span >= 0.06:
             ax.text(math.sqrt(a * b), 0.97, ph, transform=trans, ha="center", va="top",
-                    fontsize=9, fontweight="bold", color="#444444")
+                    fontweight="bold", color="#444444")
 
 
 # --------------------------------------------------------------------------- clusters
 def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, Array, float]]
-                   ) -> plots.BookFigure:
+                   ) -> Panels:
     r"""Two clusters at several spreads :math:`\sigma` (:func:`reluflow.runs.beyond.cluster_sweep`).
 
     Panel (a): the loss over :math:`\log t` for every :math:`\sigma` (black:
@@ -113,7 +127,7 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
         raise ValueError("fits must hold at least one quantity")
     cols = sigma_colors(len(runs))
     with plots.style():
-        fig, axs = _figure(2, 2, 6.4)
+        figs, axs = _figure(2, 2, 3.2)
         ax = axs[0, 0]
         for run, c in zip(runs, cols, strict=True):
             pos = _log_time(ax, run.traj)
@@ -121,7 +135,7 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
                     label=rf"$\sigma = {run.sigma:.3g}$")
         ax.set_yscale("log")
         ax.set_ylabel("loss $L$ (log scale)")
-        ax.legend(loc="lower left", fontsize=9)
+        ax.legend(loc="lower left")
         _title(ax, "(a) loss, every spread")
         ax = axs[0, 1]
         t_hi = max(r.report.t_phase4 or r.traj.t[-1] for r in runs)
@@ -143,7 +157,7 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
         ax.set_xticks(s0, [f"{x:.3g}" for x in s0])
         ax.set_xlabel(r"cluster spread $\sigma$ (rad, log scale)")
         ax.set_ylabel(r"$|X(\sigma) - X(0)|$ (relative, log scale)")
-        ax.legend(loc="lower right", fontsize=9)
+        ax.legend(loc="lower right")
         _title(ax, "(c) convergence to two points")
         ax = axs[1, 1]
         for run, c in zip(runs, cols, strict=True):
@@ -152,7 +166,7 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
         ax.set_xlabel(r"cluster spread $\sigma$ (rad)")
         ax.set_ylabel("first reactivation on a\npositive point (time $t$)")
         _title(ax, "(d) reactivations spread out")
-    return fig
+    return Panels(figs, alt=_ALT["clusters"])
 
 
 def _first_reactivation(traj: Trajectory) -> Array:
@@ -163,7 +177,7 @@ def _first_reactivation(traj: Trajectory) -> Array:
 
 # --------------------------------------------------------------------------- real data
 def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
-                     changes: PatternChanges | None = None, *, name: str = "") -> plots.BookFigure:
+                     changes: PatternChanges | None = None, *, name: str = "") -> Panels:
     r"""One run on a real data set: phases, directions, pattern changes, margin.
 
     (a) the loss and the class residuals :math:`R_\pm` over :math:`\log t` with the
@@ -173,7 +187,7 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
     """
     ch = pattern_changes(traj) if changes is None else changes
     with plots.style():
-        fig, axs = _figure(2, 2, 6.2)
+        figs, axs = _figure(2, 2, 3.2)
         ax = axs[0, 0]
         pos = _log_time(ax, traj)
         R = class_residuals(traj)
@@ -187,7 +201,7 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
         ax.set_ylim(bottom=float(np.min(traj.loss[pos & (traj.loss > 0)])) / 3)
         _shade(ax, report, float(traj.t[-1]))
         ax.set_ylabel("loss (log scale)")
-        ax.legend(loc="lower left", fontsize=9)
+        ax.legend(loc="lower left")
         _title(ax, f"(a) {name} loss and phases".replace("  ", " "))
         ax = axs[0, 1]
         _log_time(ax, traj)
@@ -203,7 +217,7 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
                 ax.plot(ch.t[pos], ch.total(kind, c)[pos], color=plots.PALETTE[key], ls=ls,
                         lw=1.5, label=f"{kind}s, class {c:+d}")
         ax.set_ylabel("cumulative count")
-        ax.legend(loc="upper left", fontsize=9)
+        ax.legend(loc="upper left")
         _title(ax, "(c) activation-pattern changes")
         ax = axs[1, 1]
         _log_time(ax, traj)
@@ -215,10 +229,10 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
             ax.set_ylim(-0.5 * float(late.max()), 1.3 * float(late.max()))
         ax.set_ylabel(r"$\min_i y_i f(x_i)/\|\theta\|^2$")
         _title(ax, "(d) normalized margin")
-    return fig
+    return Panels(figs, alt=_ALT["real"])
 
 
-def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> plots.BookFigure:
+def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> Panels:
     r"""Escape time against :math:`\log(1/\kappa)` for each data set, with the early rates.
 
     Measured times (dots), the slope :math:`1/\lambda_1` of the fastest consistent
@@ -228,7 +242,7 @@ def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> plots.BookFigure:
     if not sweeps:
         raise ValueError("sweeps must hold at least one data set")
     with plots.style():
-        fig, axs = _figure(1, len(sweeps), 3.3)
+        figs, axs = _figure(1, len(sweeps), 3.3)
         for ax, (name, sw) in zip(axs[0], sweeps.items(), strict=True):
             ell = np.log(1.0 / sw.kappas)
             ax.plot(ell, sw.t_escape, "o", color=plots.PALETTE["loss"], ms=5,
@@ -240,14 +254,14 @@ def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> plots.BookFigure:
             ax.set_ylim(bottom=0.0)
             ax.set_xlabel(r"$\log(1/\kappa)$")
             ax.set_ylabel(r"escape time $t_\mathrm{esc}$")
-            ax.legend(loc="upper left", fontsize=9)
+            ax.legend(loc="upper left")
             _title(ax, name)
-    return fig
+    return Panels(figs, alt=_ALT["escape"])
 
 
 # --------------------------------------------------------------------------- GD vs flow
 def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseReport,
-                           hold: tuple[int, int, float, float]) -> plots.BookFigure:
+                           hold: tuple[int, int, float, float]) -> Panels:
     r"""Gradient descent beside the exact flow on the same data and initialization.
 
     (a) both losses (phases of the flow shaded); (b) the largest output difference
@@ -272,7 +286,7 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
     if not h1 >= h0:
         raise ValueError(f"hold must end after it starts, got {hold!r}")
     with plots.style():
-        fig, axs = _figure(2, 2, 6.2)
+        figs, axs = _figure(2, 2, 3.2)
         t = flow.t
         cg, cf = plots.PALETTE["negative"], plots.PALETTE["loss"]
         ax = axs[0, 0]
@@ -282,7 +296,7 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
         plots.shade_phases(ax, report, t_end=float(t[-1]), labels=False, markers=False)
         ax.set_xlabel("time $t$ (linear)")
         ax.set_ylabel("loss $L$")
-        ax.legend(loc="upper right", fontsize=9)
+        ax.legend(loc="upper right")
         _title(ax, "(a) loss")
         ax = axs[0, 1]
         err = np.max(np.abs(descent.f - flow.f), axis=1)
@@ -299,10 +313,10 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
         ax.set_yscale("log")
         ax.set_xlabel("time $t$ (linear)")
         ax.set_ylabel("pattern changes so far")
-        ax.legend(loc="lower right", fontsize=9)
+        ax.legend(loc="lower right")
         _title(ax, "(c) chattering")
         _hold_panel(axs[1, 1], flow, descent, hold)
-    return fig
+    return Panels(figs, alt=_ALT["descent"])
 
 
 def _hold_panel(ax: Axes, flow: Trajectory, descent: Trajectory,
@@ -322,5 +336,5 @@ def _hold_panel(ax: Axes, flow: Trajectory, descent: Trajectory,
     ax.axvspan(h0, h1, color=plots.PHASE_COLORS["II"], lw=0, zorder=0)
     ax.set_xlabel("time $t$ (linear)")
     ax.set_ylabel(r"$b_k^\top x_i/\|b_k\|$")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="upper right")
     _title(ax, f"(d) neuron {neuron} held on point {point}")
