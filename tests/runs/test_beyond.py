@@ -179,3 +179,36 @@ def test_cluster_sweep_refuses_a_run_the_integrator_stopped(
     monkeypatch.setattr(rb, "gradient_flow", stopping)
     with pytest.raises(RuntimeError, match=r"sigma = 0.02 stopped before t_max = 5: .*stiff"):
         cluster_sweep(0.3, 0.7, [0.02], init_network(4, 2, 1e-3, seed=0), n=2, t_max=5.0)
+
+
+def test_summaries_of_a_sweep_and_of_a_run() -> None:
+    from reluflow.analysis.early import early_alignment
+    from reluflow.analysis.measure import effective_directions_series
+    from reluflow.analysis.patterns import pattern_changes
+    from reluflow.runs.beyond import summarize_clusters, summarize_run
+
+    times = np.concatenate([[0.0], np.linspace(0.25, 120.0, 480), np.geomspace(130, 1e8, 30)])
+    params = init_network(16, 2, 1e-6, seed=1)
+    runs = cluster_sweep(0.3, 0.7, [0.0, 0.01, 0.02, 0.04], params, n=3, t_max=1e8, times=times)
+    two = gradient_flow(params, TwoPointData(0.3, 0.7), 1e8, times=times)
+    slopes = [kappa_sweep(0.0), kappa_sweep(0.05)]
+    summ = summarize_clusters(runs, two, slopes)
+    assert set(summ.convergence) == {"escape time", "plateau exit", "final margin"}
+    assert abs(summ.rate_convergence.order - 2.0) <= summ.rate_convergence.tolerance
+    assert summ.zero_error <= runs[0].traj.info["steps"] * runs[0].traj.info["rtol"]
+    n = summ.numbers
+    assert n["slope0"][0] == slopes[0].slope and n["rate0"][0] == runs[0].rate
+    assert n["sigma_max"][0] == 0.04
+    first = pattern_changes(runs[0].traj).first_times("reactivation")[runs[0].data.y > 0]
+    first = first[np.isfinite(first)]
+    assert n["react_spread0"][0] == (float(np.ptp(first)) if first.size else None)
+    assert all(isinstance(fmt, str) for _, fmt in n.values())
+    with pytest.raises(ValueError, match="start at sigma = 0"):
+        summarize_clusters(runs[1:], two, slopes)
+    traj = runs[-1].traj
+    rep, ch = runs[-1].report, pattern_changes(traj)
+    neff = effective_directions_series(traj)
+    out = summarize_run(traj, rep, ch, neff, early_alignment(runs[-1].data, params))
+    assert out["t_escape"][0] == rep.t_escape and out["neff_start"][0] == neff[0]
+    assert out["deact"][0] == float(ch.total("deactivation")[-1])
+    assert out["lam1"][0] == pytest.approx(runs[-1].rate)

@@ -88,6 +88,8 @@ def test_flow_vs_descent_figure() -> None:
         vb.flow_vs_descent_figure(flow, other, rep, hold)
     with pytest.raises(ValueError, match="must end after it starts"):
         vb.flow_vs_descent_figure(flow, gd, rep, (hold[0], hold[1], 5.0, 1.0))
+    with pytest.raises(ValueError, match="holds no neuron on a boundary"):
+        vb.flow_vs_descent_figure(flow, gd, rep, None)
     with pytest.raises(ValueError, match="is not recorded"):
         vb.flow_vs_descent_figure(flow, gd, rep, (999, 0, 1.0, 5.0))
 

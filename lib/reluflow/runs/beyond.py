@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reluflow.analysis.early import EarlyAlignment, early_alignment, escape_slope_bounds
 from reluflow.analysis.general_phases import detect_phases_general
+from reluflow.analysis.patterns import PatternChanges, pattern_changes
 from reluflow.analysis.phases import PhaseReport, first_crossing
 from reluflow.engine import checks as v
 from reluflow.engine.data import Dataset
@@ -32,12 +33,15 @@ from reluflow.engine.trajectory import Trajectory
 
 __all__ = [
     "ClusterRun",
+    "ClusterSummary",
     "EscapeSweep",
     "SpreadConvergence",
     "cluster_sweep",
     "escape_sweep",
     "escape_time",
     "spread_convergence",
+    "summarize_clusters",
+    "summarize_run",
 ]
 
 Array = NDArray[np.float64]
@@ -357,3 +361,99 @@ def spread_convergence(sigmas: ArrayLike, values: ArrayLike, *,
     q = np.diff(np.log(dev)) / np.diff(np.log(s[1:]))
     return SpreadConvergence(sigmas=s[1:], deviations=dev, local_orders=q, order=float(q[0]),
                              tolerance=2.0 * float(np.ptp(q)) + al)
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    r"""What the chapter reads off a cluster sweep (:func:`summarize_clusters`).
+
+    Attributes
+    ----------
+    convergence : dict
+        :class:`SpreadConvergence` of the escape time, the plateau exit and the final
+        margin (keys ``"escape time"``, ``"plateau exit"``, ``"final margin"``).
+    rate_convergence : SpreadConvergence
+        Of the early rate :math:`\lVert v(\sigma)\rVert`.
+    zero_error : float
+        Relative difference of the escape times of the :math:`\sigma = 0` run and the
+        two-point run.
+    numbers : dict
+        Name to ``(value, format)`` of every number the chapter quotes (``None`` for one
+        the runs did not measure).
+    """
+
+    convergence: dict[str, SpreadConvergence]
+    rate_convergence: SpreadConvergence
+    zero_error: float
+    numbers: dict[str, tuple[float | None, str]]
+
+
+def summarize_clusters(runs: list[ClusterRun], two_point: Trajectory,
+                       slopes: list[EscapeSweep]) -> ClusterSummary:
+    r"""Convergence orders, the :math:`\sigma = 0` check and the quoted numbers of a sweep.
+
+    Parameters
+    ----------
+    runs : list of ClusterRun
+        :func:`cluster_sweep` output, the first at :math:`\sigma = 0`, then at least three.
+    two_point : Trajectory
+        The same initialization on the two-point data.
+    slopes : list of EscapeSweep
+        :func:`escape_sweep` at the smallest and the largest spread.
+    """
+    if len(runs) < 4 or runs[0].sigma != 0.0 or len(slopes) != 2:
+        raise ValueError("runs must start at sigma = 0 and hold 3 more spreads; slopes 2 sweeps")
+    sig = np.array([r.sigma for r in runs])
+    rates = [r.rate for r in runs]
+    esc = [escape_time(r.traj)[0] for r in runs]
+    quantities = {"escape time": esc,
+                  "plateau exit": [r.report.t_plateau_escape for r in runs],
+                  "final margin": [r.report.values["final_margin"] for r in runs]}
+    conv = {k: spread_convergence(sig, x) for k, x in quantities.items()}
+    rate_conv = spread_convergence(sig, rates)
+    t_two = escape_time(two_point)[0]
+    if esc[0] is None or t_two is None:
+        raise ValueError("the sigma = 0 and two-point runs must both leave the saddle")
+    zero = abs(esc[0] - t_two) / t_two
+    spread = []
+    for r in runs:
+        first = pattern_changes(r.traj).first_times("reactivation")[r.data.y > 0]
+        first = first[np.isfinite(first)]
+        spread.append(float(np.ptp(first)) if first.size else None)
+    v0, v1 = runs[0].report.values, runs[-1].report.values
+    numbers: dict[str, tuple[float | None, str]] = {
+        "zero_err": (zero, ".1e"), "sigma_max": (runs[-1].sigma, ".3g"),
+        "rate0": (rates[0], ".5f"), "rate_max": (rates[-1], ".5f"),
+        "slope0": (slopes[0].slope, ".5f"), "slope_max": (slopes[1].slope, ".5f"),
+        "slope_pred0": (1.0 / rates[0], ".5f"), "slope_pred_max": (1.0 / rates[-1], ".5f"),
+        "order_rate": (rate_conv.order, ".3f"), "tol_rate": (rate_conv.tolerance, ".2g"),
+        "order_esc": (conv["escape time"].order, ".2f"),
+        "order_pexit": (conv["plateau exit"].order, ".2f"),
+        "order_pexit_max": (float(conv["plateau exit"].local_orders[-1]), ".2f"),
+        "order_margin": (conv["final margin"].order, ".2f"),
+        "order_margin_max": (float(conv["final margin"].local_orders[-1]), ".2f"),
+        "margin0": (v0["final_margin"], ".4f"), "margin_max": (v1["final_margin"], ".4f"),
+        "plateau0": (v0["plateau_loss"], ".3f"), "plateau_max": (v1["plateau_loss"], ".3f"),
+        "react_spread0": (spread[0], ".3g"), "react_spread_max": (spread[-1], ".3g"),
+        "plateau_dur_max": (v1["plateau_duration"], ".3g"),
+    }
+    return ClusterSummary(conv, rate_conv, zero, numbers)
+
+
+def summarize_run(traj: Trajectory, report: PhaseReport, changes: PatternChanges,
+                  neff: Array, alignment: EarlyAlignment) -> dict[str, tuple[float | None, str]]:
+    """The numbers the chapter quotes about one run on real data: name to (value, format).
+
+    ``lam1`` (leading early rate), ``n_dirs`` (consistent directions reached),
+    ``t_escape``, ``neff_start``/``neff_min``/``neff_end`` (effective directions),
+    ``margin_end`` (normalized margin), ``deact``/``react`` (pattern changes).
+    """
+    v_ = report.values
+    return {
+        "lam1": (alignment.leading.rate, ".4f"), "n_dirs": (len(alignment.directions), ".0f"),
+        "t_escape": (report.t_escape, ".3g"), "neff_start": (float(neff[0]), ".3g"),
+        "neff_min": (v_["n_eff_min"], ".3g"), "neff_end": (v_["n_eff_final"], ".3g"),
+        "margin_end": (v_["final_margin"], ".3g"),
+        "deact": (float(changes.total("deactivation")[-1]), ".0f"),
+        "react": (float(changes.total("reactivation")[-1]), ".0f"),
+    }

@@ -261,7 +261,7 @@ def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> Panels:
 
 # --------------------------------------------------------------------------- GD vs flow
 def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseReport,
-                           hold: tuple[int, int, float, float]) -> Panels:
+                           hold: tuple[int, int, float, float] | None) -> Panels:
     r"""Gradient descent beside the exact flow on the same data and initialization.
 
     (a) both losses (phases of the flow shaded); (b) the largest output difference
@@ -282,6 +282,8 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
     """
     if flow.t.shape != descent.t.shape or not np.allclose(flow.t, descent.t, rtol=1e-6):
         raise ValueError("flow and descent must be recorded on the same times")
+    if hold is None:
+        raise ValueError("hold is None: the flow holds no neuron on a boundary, nothing to compare")
     h0, h1 = hold[2], hold[3]
     if not h1 >= h0:
         raise ValueError(f"hold must end after it starts, got {hold!r}")
