@@ -37,6 +37,7 @@ __all__ = [
     "EscapeSweep",
     "SpreadConvergence",
     "cluster_sweep",
+    "drop_shares",
     "escape_sweep",
     "escape_time",
     "spread_convergence",
@@ -141,6 +142,11 @@ class EscapeSweep:
         The early alignment of the initial directions.
     bounds : tuple of float
         :math:`(1/\lambda_1, 1/\lambda_2)` (:func:`~reluflow.analysis.early.escape_slope_bounds`).
+    shares : ndarray, shape (n_kappas, n_directions + 1)
+        At each :math:`\kappa`, the share :math:`\phi_j` of the loss drop carried by the
+        neurons of each consistent direction at the last recorded time before the escape
+        (:func:`drop_shares`); the last column is the share of the neurons the early
+        alignment left unlabelled (dead or unresolved).
     """
 
     kappas: Array
@@ -151,26 +157,35 @@ class EscapeSweep:
     intercept: float
     alignment: EarlyAlignment
     bounds: tuple[float, float]
+    shares: Array
+
+    @property
+    def model_slopes(self) -> Array:
+        r"""Slope :math:`1/\sum_j \phi_j\lambda_j` at each :math:`\kappa` from the measured shares.
+
+        Out of the saddle the drop is :math:`\sum_j C_j\kappa^2 e^{2\lambda_j t}`, so at
+        the escape :math:`dt_\mathrm{esc}/d\log(1/\kappa) = 1/\sum_j\phi_j\lambda_j`
+        with :math:`\phi_j` the shares of the drop there.  Unlabelled neurons are given
+        the slowest rate found (the largest slope they could cause).
+        """
+        lam = self.alignment.rates
+        rates = np.append(lam, lam.min())
+        return np.asarray(1.0 / (self.shares @ rates))
 
     @property
     def mixing_tolerance(self) -> float:
-        r"""Bound of the second direction's pull on the slope at these :math:`\kappa`.
+        r"""Bound of the slower directions' pull on the fitted slope at these :math:`\kappa`.
 
-        With shares :math:`\phi_2/\phi_1 \approx (C_2/C_1)\,\kappa^{2(1-\lambda_2/\lambda_1)}`
-        of the loss drop at the escape, the slope :math:`1/(\phi_1\lambda_1 +
-        \phi_2\lambda_2)` exceeds :math:`1/\lambda_1` by at most
-        :math:`(1/\lambda_2 - 1/\lambda_1)\,\phi_2/\phi_1`.  :math:`C_2/C_1` is estimated by
-        the ratio of the numbers of initial neurons that reach the two directions, and the
-        bound is evaluated at the largest :math:`\kappa` of the sweep (capped at the whole
-        bracket :math:`1/\lambda_2 - 1/\lambda_1`).
+        The shares of the slower directions shrink like
+        :math:`\kappa^{2(1-\lambda_j/\lambda_1)}` as :math:`\kappa` decreases, so the
+        slope :math:`1/\sum_j\phi_j\lambda_j` (:attr:`model_slopes`) falls towards
+        :math:`1/\lambda_1` and the slope between two scales lies between its values
+        there.  The least-squares slope is a positively weighted mean of the slopes between
+        consecutive scales, hence it exceeds :math:`1/\lambda_1` by at most
+        :math:`\max_\kappa 1/\sum_j\phi_j\lambda_j - 1/\lambda_1`, which is returned
+        (0 if negative).
         """
-        dirs = self.alignment.directions
-        lo, hi = self.bounds
-        if len(dirs) < 2:
-            return 0.0
-        ratio = dirs[1].count / max(dirs[0].count, 1)
-        share = ratio * float(np.max(self.kappas)) ** (2.0 * (1.0 - dirs[1].rate / dirs[0].rate))
-        return float((hi - lo) * min(share, 1.0))
+        return float(max(np.max(self.model_slopes) - self.bounds[0], 0.0))
 
     @property
     def local_slopes(self) -> Array:
@@ -224,7 +239,7 @@ def escape_sweep(
     nt = v.int_at_least("n_times", n_times, 50)
     align = early_alignment(data, init_network(mm, data.d, 1.0, seed=seed), loss=loss)
     lam = align.leading.rate
-    t_esc, t_err = [], []
+    t_esc, t_err, shares = [], [], []
     for kap in k.tolist():
         horizon = 1.5 * (math.log(1.0 / kap) + 10.0) / lam
         traj = gradient_flow(init_network(mm, data.d, kap, seed=seed), data, horizon,
@@ -234,13 +249,70 @@ def escape_sweep(
             raise RuntimeError(f"no saddle escape within t = {horizon:.4g} at kappa = {kap:g}")
         t_esc.append(te)
         t_err.append(err)
+        shares.append(drop_shares(traj, align, te))
     ta, ea = np.asarray(t_esc), np.asarray(t_err)
     ell = np.log(1.0 / k)
     slope, icpt = np.polyfit(ell, ta, 1)
     c = (ell - ell.mean()) / np.sum((ell - ell.mean()) ** 2)
     return EscapeSweep(kappas=k, t_escape=ta, t_error=ea, slope=float(slope),
                        slope_error=float(np.sum(np.abs(c) * ea)), intercept=float(icpt),
-                       alignment=align, bounds=escape_slope_bounds(align))
+                       alignment=align, bounds=escape_slope_bounds(align),
+                       shares=np.asarray(shares))
+
+
+def drop_shares(traj: Trajectory, alignment: EarlyAlignment, t: float) -> Array:
+    r"""Share of the early loss drop carried by the neurons of each consistent direction.
+
+    While :math:`f \approx 0` the drop is, to first order in :math:`f`,
+    :math:`L(0) - L = c_\ell\sum_i w_i y_i f(x_i) = \sum_k d_k` with
+    :math:`d_k = c_\ell\,a_k\sum_i w_i y_i\,\sigma(b_k^\top x_i)`; the share of direction
+    :math:`j` is :math:`\phi_j = \sum_{k:\,\text{label}_k = j} d_k/\sum_k d_k`.  Read at
+    the last recorded time :math:`\le t` (earlier, hence a larger share of the slower
+    directions).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        A run whose neurons are the starts of ``alignment`` (same width, same directions).
+    alignment : EarlyAlignment
+        The early alignment of the run's initial directions.
+    t : float
+        Time at which the shares are read, within the run.
+
+    Returns
+    -------
+    ndarray, shape (len(alignment.directions) + 1,)
+        The shares :math:`\phi_j` (summing to 1), the last one that of the unlabelled
+        (dead or unresolved) neurons.
+
+    Examples
+    --------
+    >>> import reluflow as rf
+    >>> data = rf.TwoPointData(0.3, 0.7)
+    >>> align = rf.early.early_alignment(data, rf.init_network(20, 2, 1.0, seed=0))
+    >>> traj = rf.gradient_flow(rf.init_network(20, 2, 1e-6, seed=0), data, 40.0)
+    >>> phi = drop_shares(traj, align, 30.0)
+    >>> bool(np.isclose(phi.sum(), 1.0)), bool(phi[0] > 0.99)
+    (True, True)
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj must be a reluflow.Trajectory, got {type(traj).__name__}")
+    if not isinstance(alignment, EarlyAlignment):
+        raise ValueError(f"alignment must be an EarlyAlignment, got {type(alignment).__name__}")
+    if alignment.labels.shape != (traj.m,):
+        raise ValueError(f"alignment has {alignment.labels.size} starts, the run {traj.m} neurons")
+    tt = v.real_scalar("t", t)
+    if not traj.t[0] <= tt <= traj.t[-1]:
+        raise ValueError(f"t must lie in the run [{traj.t[0]:g}, {traj.t[-1]:g}], got {t!r}")
+    j = int(np.searchsorted(traj.t, tt, side="right")) - 1
+    data = traj.data
+    d = traj.a[j] * (np.maximum(traj.B[j] @ data.X.T, 0.0) @ (data.weights * data.y))
+    total = float(np.sum(d))
+    if not total > 0:
+        raise ValueError(f"the loss has not started to drop at t = {traj.t[j]:g}")
+    nd = len(alignment.directions)
+    lab = np.where(alignment.labels >= 0, alignment.labels, nd)
+    return np.asarray(np.bincount(lab, weights=d, minlength=nd + 1) / total)
 
 
 def escape_time(traj: Trajectory, drop: float = 0.01) -> tuple[float | None, float]:
