@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from reluflow import TwoPointData, gradient_flow, init_network
-from reluflow.analysis.early import cluster_rate
+from reluflow.analysis.early import cluster_rate, early_alignment
 from reluflow.engine.datasets import ClusterData
 from reluflow.runs.beyond import (
     ClusterRun,
     EscapeSweep,
     cluster_sweep,
+    drop_shares,
     escape_sweep,
     escape_time,
     spread_convergence,
@@ -81,6 +82,48 @@ def test_escape_slope_is_one_over_the_leading_rate(sigma: float) -> None:
     assert sw.local_slopes.shape == (2,)
     fit = np.polyfit(np.log(1 / sw.kappas), sw.t_escape, 1)
     assert math.isclose(sw.slope, fit[0]) and math.isclose(sw.intercept, fit[1])
+
+
+def test_the_pull_of_the_slower_directions_is_measured_and_bounds_the_slopes() -> None:
+    sw = kappa_sweep(0.05)
+    lo = sw.bounds[0]
+    assert sw.shares.shape == (3, len(sw.alignment.directions) + 1)
+    assert np.allclose(sw.shares.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    # the slower directions' shares shrink as kappa decreases, so the model slope falls
+    slower = sw.shares[:, 1:].sum(axis=1)
+    assert np.all(np.diff(slower) <= 0)
+    assert np.all(np.diff(sw.model_slopes) <= 0) and np.all(sw.model_slopes >= lo * (1 - 1e-12))
+    assert math.isclose(sw.mixing_tolerance, sw.model_slopes[0] - lo, rel_tol=1e-12, abs_tol=0)
+    # every slope between consecutive scales lies within the pull and the timing errors
+    err = (sw.t_error[1:] + sw.t_error[:-1]) / np.diff(np.log(1 / sw.kappas))
+    assert np.all(np.abs(sw.local_slopes - lo) <= sw.mixing_tolerance + err)
+
+
+def test_drop_shares_split_the_loss_drop_by_direction() -> None:
+    data = TwoPointData(0.3, 0.7)
+    params = init_network(20, 2, 1e-6, seed=0)
+    align = early_alignment(data, init_network(20, 2, 1.0, seed=0))
+    traj = gradient_flow(params, data, 40.0, times=np.linspace(0.0, 40.0, 161))
+    t_esc, _ = escape_time(traj)
+    assert t_esc is not None
+    phi = drop_shares(traj, align, t_esc)
+    assert phi.shape == (len(align.directions) + 1,) and math.isclose(phi.sum(), 1.0)
+    # mu's share: the other directions grow at most at (1-p) sin(delta) < |mu|, starting
+    # from comparable sizes, so by the escape (about 25 time units) they carry < 1e-3
+    assert phi[0] > 0.999
+    # read at the last recorded time before t: the same shares between two samples
+    assert np.array_equal(drop_shares(traj, align, float(traj.t[100]) + 0.1),
+                          drop_shares(traj, align, float(traj.t[100])))
+    with pytest.raises(ValueError, match="t must lie in the run"):
+        drop_shares(traj, align, 41.0)
+    with pytest.raises(ValueError, match="has not started to drop"):
+        drop_shares(traj, align, 0.0)
+    with pytest.raises(ValueError, match="starts, the run"):
+        drop_shares(traj, early_alignment(data, init_network(5, 2, 1.0, seed=0)), 10.0)
+    with pytest.raises(ValueError, match="traj must be"):
+        drop_shares("x", align, 10.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alignment must be"):
+        drop_shares(traj, "x", 10.0)  # type: ignore[arg-type]
 
 
 def test_the_slope_moves_with_the_spread_at_second_order() -> None:
