@@ -264,8 +264,9 @@ def drop_shares(traj: Trajectory, alignment: EarlyAlignment, t: float) -> Array:
     r"""Share of the early loss drop carried by the neurons of each consistent direction.
 
     While :math:`f \approx 0` the drop is, to first order in :math:`f`,
-    :math:`L(0) - L = c_\ell\sum_i w_i y_i f(x_i) = \sum_k d_k` with
-    :math:`d_k = c_\ell\,a_k\sum_i w_i y_i\,\sigma(b_k^\top x_i)`; the share of direction
+    :math:`L(0) - L = c_\ell\sum_i w_i y_i\,(f(x_i) - f_0(x_i)) = \sum_k d_k` with
+    :math:`d_k = c_\ell\sum_i w_i y_i\,(a_k\sigma(b_k^\top x_i) - a_k^0\sigma(b_k^{0\top}
+    x_i))` (superscript 0: the start); the share of direction
     :math:`j` is :math:`\phi_j = \sum_{k:\,\text{label}_k = j} d_k/\sum_k d_k`.  Read at
     the last recorded time :math:`\le t` (earlier, hence a larger share of the slower
     directions).
@@ -306,7 +307,9 @@ def drop_shares(traj: Trajectory, alignment: EarlyAlignment, t: float) -> Array:
         raise ValueError(f"t must lie in the run [{traj.t[0]:g}, {traj.t[-1]:g}], got {t!r}")
     j = int(np.searchsorted(traj.t, tt, side="right")) - 1
     data = traj.data
-    d = traj.a[j] * (np.maximum(traj.B[j] @ data.X.T, 0.0) @ (data.weights * data.y))
+    r = data.weights * data.y
+    d = (traj.a[j] * (np.maximum(traj.B[j] @ data.X.T, 0.0) @ r)
+         - traj.a[0] * (np.maximum(traj.B[0] @ data.X.T, 0.0) @ r))
     total = float(np.sum(d))
     if not total > 0:
         raise ValueError(f"the loss has not started to drop at t = {traj.t[j]:g}")
