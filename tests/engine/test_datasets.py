@@ -14,6 +14,7 @@ from reluflow.engine.datasets import (
     binary_subset,
     digits_data,
     iris_data,
+    linear_margin,
     sphere_offsets,
 )
 
@@ -212,3 +213,25 @@ def test_real_data_names_scikit_learn_when_it_is_missing(
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ImportError, match="needs the optional package scikit-learn"):
         fn()  # type: ignore[operator]
+
+
+def test_linear_margin_separates_apart_clusters_from_interleaved_ones() -> None:
+    # against a brute-force maximum over a grid of the box [-1, 1]^2 with spacing h: the
+    # grid misses the optimum by at most max_i |x_i|_1 h / 2 (min_i y_i w.x_i is Lipschitz)
+    two = TwoPointData(0.3, 0.7)
+    h = 2.0 / 400
+    w = np.stack(np.meshgrid(*[np.linspace(-1, 1, 401)] * 2), axis=-1).reshape(-1, 2)
+    brute = float(np.max(np.min((w @ two.X.T) * two.y, axis=1)))
+    g = linear_margin(two)
+    assert brute - 1e-12 <= g <= brute + np.max(np.abs(two.X).sum(axis=1)) * h / 2
+    for sigma, n, seed in [(0.08, 8, 0), (0.07, 8, 0), (0.12, 8, 2), (0.08, 3, 0)]:
+        data = ClusterData(0.3 if seed == 0 else 0.5, 0.7, sigma, n=n, seed=seed)
+        ang = np.arctan2(data.X[:, 1], data.X[:, 0])
+        apart = ang[data.y > 0].max() < ang[data.y < 0].min()  # in the plane: ranges apart
+        assert (linear_margin(data) > 1e-9) == apart, (sigma, n, seed)
+    # a point and its negative copy: not separable
+    flipped = Dataset(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([1.0, -1.0]),
+                      np.array([0.5, 0.5]))
+    assert abs(linear_margin(flipped)) <= 1e-9
+    with pytest.raises(ValueError, match="data must be a reluflow Dataset"):
+        linear_margin("x")  # type: ignore[arg-type]

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import linprog
 
 from reluflow.engine import checks as v
 from reluflow.engine.data import Dataset, TwoPointData
 
-__all__ = ["ClusterData", "binary_subset", "digits_data", "iris_data", "sphere_offsets"]
+__all__ = ["ClusterData", "binary_subset", "digits_data", "iris_data", "linear_margin",
+           "sphere_offsets"]
 
 Array = NDArray[np.float64]
 
@@ -154,6 +156,41 @@ class ClusterData(Dataset):
         c = np.where(self.y[:, None] > 0, base.x_plus[None, :], base.x_minus[None, :])
         cos = np.clip(np.sum(self.X * c, axis=1), -1.0, 1.0)
         return np.asarray(np.arccos(cos))
+
+
+def linear_margin(data: Dataset) -> float:
+    r"""Largest margin of a linear classifier through the origin, in the max norm.
+
+    .. math:: \gamma_\infty = \max_{\lVert w\rVert_\infty \le 1}\ \min_i\ y_i\,w^\top x_i,
+
+    a linear program (``scipy.optimize.linprog``, HiGHS).  :math:`\gamma_\infty > 0` iff
+    the two classes are linearly separable by a hyperplane through the origin;
+    :math:`\gamma_\infty = 0` otherwise (:math:`w = 0`), up to the solver's feasibility
+    tolerance (about :math:`10^{-9}`).  Two clusters whose angular ranges interleave (a
+    positive point beyond a negative one) give 0: the cluster sweep of the chapter
+    "Beyond two points" needs a positive value.
+
+    Examples
+    --------
+    >>> linear_margin(TwoPointData(0.3, 0.7)) > 0.1
+    True
+    >>> bool(ClusterData(0.3, 0.7, 0.08, n=8, seed=0).angles_to_centres().max() > 0.15)
+    True
+    >>> abs(linear_margin(ClusterData(0.3, 0.7, 0.08, n=8, seed=0))) < 1e-9  # interleaved
+    True
+    """
+    if not isinstance(data, Dataset):
+        raise ValueError(f"data must be a reluflow Dataset, got {type(data).__name__}")
+    n, d = data.X.shape
+    # variables (w, gamma): maximize gamma subject to gamma - y_i w.x_i <= 0, |w_j| <= 1
+    c = np.zeros(d + 1)
+    c[-1] = -1.0
+    A = np.hstack([-data.y[:, None] * data.X, np.ones((n, 1))])
+    res = linprog(c, A_ub=A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * d + [(None, None)],
+                  method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"the linear program of linear_margin failed: {res.message}")
+    return float(-res.fun)
 
 
 def _tangent_draws(rng: np.random.Generator, centre: Array, n: int) -> Array:
