@@ -95,6 +95,26 @@ def test_counts_on_a_coarser_grid_and_for_gradient_descent() -> None:
     assert int(pg.total("deactivation")[-1]) == int(np.sum(gd.events["kind"] == "deactivate"))
 
 
+@pytest.mark.parametrize("which", ["two_point", "clusters"])
+def test_first_event_times_are_the_exact_times_behind_the_grid_ones(which: str) -> None:
+    traj = two_point_run(0.3, 0.7) if which == "two_point" else cluster_run()
+    pc = pt.pattern_changes(traj)
+    labels = pt.classify_events(traj.events)
+    for kind in pt.CHANGE_KINDS:
+        exact = pt.first_event_times(traj, kind)
+        grid = pc.first_times(kind)
+        assert np.array_equal(np.isfinite(exact), np.isfinite(grid))
+        for i in np.flatnonzero(np.isfinite(exact)):
+            sel = (labels == kind) & (traj.events["index"] == i)
+            assert exact[i] == traj.events["t"][sel].min()
+            # the grid time is the first recorded time at or after the event
+            assert grid[i] == traj.t[np.searchsorted(traj.t, exact[i], side="left")]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        pt.first_event_times(traj, "death")
+    with pytest.raises(ValueError, match=r"traj must be a reluflow\.Trajectory"):
+        pt.first_event_times("run", "activation")  # type: ignore[arg-type]
+
+
 def test_longest_hold() -> None:
     traj = two_point_run(0.3, 0.7)
     hold = pt.longest_hold(traj)

@@ -227,7 +227,7 @@ def test_cluster_sweep_refuses_a_run_the_integrator_stopped(
 def test_summaries_of_a_sweep_and_of_a_run() -> None:
     from reluflow.analysis.early import early_alignment
     from reluflow.analysis.measure import effective_directions_series
-    from reluflow.analysis.patterns import pattern_changes
+    from reluflow.analysis.patterns import first_event_times, pattern_changes
     from reluflow.runs.beyond import summarize_clusters, summarize_run
 
     times = np.concatenate([[0.0], np.linspace(0.25, 120.0, 480), np.geomspace(130, 1e8, 30)])
@@ -242,7 +242,7 @@ def test_summaries_of_a_sweep_and_of_a_run() -> None:
     n = summ.numbers
     assert n["slope0"][0] == slopes[0].slope and n["rate0"][0] == runs[0].rate
     assert n["sigma_max"][0] == 0.04
-    first = pattern_changes(runs[0].traj).first_times("reactivation")[runs[0].data.y > 0]
+    first = first_event_times(runs[0].traj, "reactivation")[runs[0].data.y > 0]
     first = first[np.isfinite(first)]
     assert n["react_spread0"][0] == (float(np.ptp(first)) if first.size else None)
     assert all(isinstance(fmt, str) for _, fmt in n.values())

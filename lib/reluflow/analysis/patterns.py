@@ -29,7 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 from reluflow.engine import checks as v
 from reluflow.engine.trajectory import Trajectory
 
-__all__ = ["CHANGE_KINDS", "PatternChanges", "classify_events", "longest_hold", "pattern_changes"]
+__all__ = ["CHANGE_KINDS", "PatternChanges", "classify_events", "first_event_times", "longest_hold",
+           "pattern_changes"]
 
 #: The three kinds of activation-pattern change, in the order of :func:`classify_events`.
 CHANGE_KINDS = ("deactivation", "reactivation", "activation")
@@ -108,7 +109,10 @@ class PatternChanges:
         return np.asarray(c[:, self.y == label].sum(axis=1))
 
     def first_times(self, kind: str) -> NDArray[np.float64]:
-        """First time (in :attr:`t`) of a change of ``kind`` on each point; ``inf`` if none."""
+        """First time *of the grid* :attr:`t` by which a change of ``kind`` happened on each point.
+
+        ``inf`` where none; the exact event times are :func:`first_event_times`.
+        """
         if kind not in CHANGE_KINDS:
             raise ValueError(f"kind must be one of {CHANGE_KINDS}, got {kind!r}")
         c = self.counts[kind]
@@ -169,6 +173,48 @@ def pattern_changes(traj: Trajectory, times: ArrayLike | None = None) -> Pattern
         counts[kind] = np.cumsum(per_slot, axis=0)[:-1]
     return PatternChanges(t=np.asarray(grid, dtype=np.float64), counts=counts,
                           y=np.asarray(traj.data.y))
+
+
+def first_event_times(traj: Trajectory, kind: str) -> NDArray[np.float64]:
+    r"""Exact time of the first change of ``kind`` on each data point (``inf`` if none).
+
+    Read off the event times of the run (not rounded to its recording grid, unlike
+    :meth:`PatternChanges.first_times`).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        A run recorded with its events.
+    kind : {"deactivation", "reactivation", "activation"}
+        The kind of change (:func:`classify_events`).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> import reluflow as rf
+    >>> traj = rf.gradient_flow(rf.init_network(20, 2, 1e-6, seed=0), rf.TwoPointData(0.3, 0.7),
+    ...                         60.0, times=np.linspace(0, 60, 7))
+    >>> exact = first_event_times(traj, "reactivation")
+    >>> grid = pattern_changes(traj).first_times("reactivation")
+    >>> bool(exact[0] <= grid[0] < exact[0] + 10.0)        # the grid time is the next sample
+    True
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj must be a reluflow.Trajectory, got {type(traj).__name__}")
+    if kind not in CHANGE_KINDS:
+        raise ValueError(f"kind must be one of {CHANGE_KINDS}, got {kind!r}")
+    ev = traj.events
+    sel = classify_events(ev) == kind
+    idx = ev["index"][sel].astype(np.int64)
+    n = traj.data.n
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"events refer to data points outside [0, {n - 1}]")
+    out = np.full(n, np.inf)
+    np.minimum.at(out, idx, ev["t"][sel].astype(np.float64))
+    return out
 
 
 def longest_hold(traj: Trajectory) -> tuple[int, int, float, float] | None:

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reluflow.analysis.early import EarlyAlignment, early_alignment, escape_slope_bounds
 from reluflow.analysis.general_phases import detect_phases_general
-from reluflow.analysis.patterns import PatternChanges, pattern_changes
+from reluflow.analysis.patterns import PatternChanges, first_event_times
 from reluflow.analysis.phases import PhaseReport, first_crossing
 from reluflow.engine import checks as v
 from reluflow.engine.data import Dataset
@@ -492,7 +492,7 @@ def summarize_clusters(runs: list[ClusterRun], two_point: Trajectory,
     zero = abs(esc[0] - t_two) / t_two
     spread = []
     for r in runs:
-        first = pattern_changes(r.traj).first_times("reactivation")[r.data.y > 0]
+        first = first_event_times(r.traj, "reactivation")[r.data.y > 0]
         first = first[np.isfinite(first)]
         spread.append(float(np.ptp(first)) if first.size else None)
     v0, v1 = runs[0].report.values, runs[-1].report.values

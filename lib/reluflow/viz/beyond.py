@@ -23,7 +23,7 @@ from matplotlib.ticker import NullFormatter
 from numpy.typing import NDArray
 
 from reluflow.analysis.general_phases import class_residuals
-from reluflow.analysis.patterns import PatternChanges, pattern_changes
+from reluflow.analysis.patterns import PatternChanges, first_event_times, pattern_changes
 from reluflow.analysis.phases import PhaseReport
 from reluflow.engine.trajectory import Trajectory
 from reluflow.runs.beyond import ClusterRun, EscapeSweep
@@ -171,7 +171,7 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
 
 def _first_reactivation(traj: Trajectory) -> Array:
     """First reactivation time on each point with label +1 that has one."""
-    first = pattern_changes(traj).first_times("reactivation")[traj.data.y > 0]
+    first = first_event_times(traj, "reactivation")[traj.data.y > 0]
     return np.asarray(first[np.isfinite(first)])
 
 
