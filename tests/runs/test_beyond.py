@@ -242,9 +242,12 @@ def test_summaries_of_a_sweep_and_of_a_run() -> None:
     n = summ.numbers
     assert n["slope0"][0] == slopes[0].slope and n["rate0"][0] == runs[0].rate
     assert n["sigma_max"][0] == 0.04
-    first = first_event_times(runs[0].traj, "reactivation")[runs[0].data.y > 0]
-    first = first[np.isfinite(first)]
-    assert n["react_spread0"][0] == (float(np.ptp(first)) if first.size else None)
+    for r in runs:  # main regime: the class fitted first is +1
+        assert r.report.values["leading_class"] == 1
+        first = first_event_times(r.traj, "reactivation")[r.data.y > 0]
+        assert np.array_equal(r.first_reactivations(), first[np.isfinite(first)])
+    # sigma = 0: the copies of x+ are one point, so one reactivation time
+    assert runs[0].first_reactivations().size == 3 and n["react_spread0"][0] == 0.0
     assert all(isinstance(fmt, str) for _, fmt in n.values())
     with pytest.raises(ValueError, match="start at sigma = 0"):
         summarize_clusters(runs[1:], two, slopes)

@@ -58,6 +58,19 @@ class ClusterRun:
     report: PhaseReport
     rate: float
 
+    def first_reactivations(self) -> Array:
+        r"""Exact first reactivation time on each point of the class fitted first.
+
+        The neurons of the other sign leave the points of the leading class (the class
+        whose neurons escape the saddle first, ``report.values["leading_class"]``: +1 in
+        the main regime, -1 in the mirror one) and come back to them in Phase III; one
+        time per such point that sees a reactivation
+        (:func:`~reluflow.analysis.patterns.first_event_times`).
+        """
+        lead = self.report.values["leading_class"]
+        first = first_event_times(self.traj, "reactivation")[self.data.y == lead]
+        return np.asarray(first[np.isfinite(first)])
+
 
 def cluster_sweep(
     delta: float,
@@ -492,8 +505,7 @@ def summarize_clusters(runs: list[ClusterRun], two_point: Trajectory,
     zero = abs(esc[0] - t_two) / t_two
     spread = []
     for r in runs:
-        first = first_event_times(r.traj, "reactivation")[r.data.y > 0]
-        first = first[np.isfinite(first)]
+        first = r.first_reactivations()
         spread.append(float(np.ptp(first)) if first.size else None)
     v0, v1 = runs[0].report.values, runs[-1].report.values
     numbers: dict[str, tuple[float | None, str]] = {

@@ -23,7 +23,7 @@ from matplotlib.ticker import NullFormatter
 from numpy.typing import NDArray
 
 from reluflow.analysis.general_phases import class_residuals
-from reluflow.analysis.patterns import PatternChanges, first_event_times, pattern_changes
+from reluflow.analysis.patterns import PatternChanges, pattern_changes
 from reluflow.analysis.phases import PhaseReport
 from reluflow.engine.trajectory import Trajectory
 from reluflow.runs.beyond import ClusterRun, EscapeSweep
@@ -109,9 +109,9 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
     Panel (a): the loss over :math:`\log t` for every :math:`\sigma` (black:
     :math:`\sigma = 0`); panel (b): the loss around the plateau, linear time; panel (c): the
     deviation of each measured quantity from its :math:`\sigma = 0` value against
-    :math:`\sigma` (log-log), with the fitted power laws; panel (d): when the negative
-    neurons come back to each positive point (its first reactivation) against
-    :math:`\sigma`.
+    :math:`\sigma` (log-log), with the fitted power laws; panel (d): when the neurons of the
+    other sign come back to each point of the class fitted first (its first reactivation,
+    :meth:`~reluflow.runs.beyond.ClusterRun.first_reactivations`) against :math:`\sigma`.
 
     Parameters
     ----------
@@ -161,18 +161,12 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
         _title(ax, "(c) convergence to two points")
         ax = axs[1, 1]
         for run, c in zip(runs, cols, strict=True):
-            tr = _first_reactivation(run.traj)
+            tr = run.first_reactivations()
             ax.plot(np.full(tr.size, run.sigma), tr, "o", color=c, ms=4, alpha=0.8)
         ax.set_xlabel(r"cluster spread $\sigma$ (rad)")
-        ax.set_ylabel("first reactivation on a\npositive point (time $t$)")
+        ax.set_ylabel("first reactivation on a point\nof the class fitted first (time $t$)")
         _title(ax, "(d) reactivations spread out")
     return Panels(figs, alt=_ALT["clusters"])
-
-
-def _first_reactivation(traj: Trajectory) -> Array:
-    """First reactivation time on each point with label +1 that has one."""
-    first = first_event_times(traj, "reactivation")[traj.data.y > 0]
-    return np.asarray(first[np.isfinite(first)])
 
 
 # --------------------------------------------------------------------------- real data
