@@ -83,6 +83,16 @@ def test_flow_vs_descent_figure() -> None:
     fig = vb.flow_vs_descent_figure(flow, gd, rep, hold)
     assert len(fig.figures) == 4
     _readable(fig)
+    # panel (d) is zoomed on the boundary: twice the largest swing inside the held stretch
+    k, i, h0, h1 = hold
+    held = (t >= h0) & (t <= h1)
+    swing = 0.0
+    for tr in (flow, gd):
+        b = tr.B[:, int(np.flatnonzero(tr.neurons == k)[0])]
+        swing = max(swing, float(np.max(np.abs(b[held] @ data.X[i]
+                                                / np.linalg.norm(b[held], axis=1)))))
+    lo, hi = fig.figures[3].axes[0].get_ylim()
+    assert swing > 0 and np.isclose(hi, 2 * swing) and np.isclose(lo, -2 * swing)
     other = gradient_descent(params, data, 0.05, 60.0, times=t[:50] * 0.5)
     with pytest.raises(ValueError, match="same times"):
         vb.flow_vs_descent_figure(flow, other, rep, hold)

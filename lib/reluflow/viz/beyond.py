@@ -262,7 +262,9 @@ def flow_vs_descent_figure(flow: Trajectory, descent: Trajectory, report: PhaseR
     :math:`\max_i|f_\mathrm{GD}(x_i) - f(x_i)|`; (c) cumulative activation-pattern changes
     of each (GD's chattering shows as many changes); (d) one neuron held by the flow on the
     boundary of one point, :math:`b_k^\top x_i/\lVert b_k\rVert` in both runs over the
-    held stretch and as long again on each side.
+    held stretch and as long again on each side, the vertical axis zoomed to twice the
+    largest swing of either run inside the held stretch (the flow's is rounding, GD's its
+    chattering across the boundary).
 
     Parameters
     ----------
@@ -321,16 +323,22 @@ def _hold_panel(ax: Axes, flow: Trajectory, descent: Trajectory,
     pad = max(h1 - h0, float(np.min(np.diff(flow.t))))
     sel = (flow.t >= h0 - pad) & (flow.t <= h1 + pad)
     x = flow.data.X[point]
-    for tr, col, lab, lw in ((descent, plots.PALETTE["negative"], "GD", 0.9),
+    held = (flow.t >= h0) & (flow.t <= h1)
+    swing = 0.0
+    for tr, col, lab, lw in ((descent, plots.PALETTE["negative"], "GD", 1.1),
                              (flow, plots.PALETTE["loss"], "exact flow", 1.8)):
         cols = np.flatnonzero(tr.neurons == neuron)
         if cols.size == 0:
             raise ValueError(f"neuron {neuron} is not recorded in both runs")
-        b = tr.B[sel, int(cols[0])]
+        b = tr.B[:, int(cols[0])]
         nb = np.linalg.norm(b, axis=1)
-        ax.plot(tr.t[sel], (b @ x) / np.where(nb > 0, nb, 1.0), color=col, lw=lw, label=lab)
+        val = (b @ x) / np.where(nb > 0, nb, 1.0)
+        swing = max(swing, float(np.max(np.abs(val[held]))))
+        ax.plot(tr.t[sel], val[sel], color=col, lw=lw, label=lab)
     ax.axvspan(h0, h1, color=plots.PHASE_COLORS["II"], lw=0, zorder=0)
+    if swing > 0:  # zoom on the boundary: GD's swings across it, the flow's exact zero
+        ax.set_ylim(-2.0 * swing, 2.0 * swing)
     ax.set_xlabel("time $t$ (linear)")
-    ax.set_ylabel(r"$b_k^\top x_i/\|b_k\|$")
+    ax.set_ylabel(r"$b_k^\top x_i/\|b_k\|$ (zoom on 0)")
     ax.legend(loc="upper right")
     _title(ax, f"(d) neuron {neuron} held on point {point}")
