@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from numpy.typing import NDArray
 
 from reluflow.analysis.general_phases import class_residuals
@@ -201,6 +201,10 @@ def real_data_figure(traj: Trajectory, report: PhaseReport, neff: Array,
         _log_time(ax, traj)
         ax.plot(traj.t[pos], neff[pos], color=plots.PALETTE["mu"], lw=1.6)
         ax.set_yscale("log")
+        # plain numbers 1, 2, 5, 10, ... (the default labels minor ticks as 6x10^0)
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         _shade(ax, report, float(traj.t[-1]), numerals=False)
         ax.set_ylabel(r"$N_\mathrm{eff}$ (log scale)")
         _title(ax, "(b) effective directions")
