@@ -252,7 +252,7 @@ def escape_figure(sweeps: Mapping[str, EscapeSweep]) -> Panels:
             ax.set_ylim(bottom=0.0)
             ax.set_xlabel(r"$\log(1/\kappa)$")
             ax.set_ylabel(r"escape time $t_\mathrm{esc}$")
-            ax.legend(loc="upper left")
+            ax.legend(loc="lower right")
             _title(ax, name)
     return Panels(figs, alt=_ALT["escape"])
 
