@@ -248,6 +248,9 @@ def test_summaries_of_a_sweep_and_of_a_run() -> None:
         assert np.array_equal(r.first_reactivations(), first[np.isfinite(first)])
     # sigma = 0: the copies of x+ are one point, so one reactivation time
     assert runs[0].first_reactivations().size == 3 and n["react_spread0"][0] == 0.0
+    assert n["sigma_min"][0] == 0.01
+    assert n["react_last_min"][0] == float(np.max(runs[1].first_reactivations()))
+    assert n["react_spread_min"][0] == float(np.ptp(runs[1].first_reactivations()))
     assert all(isinstance(fmt, str) for _, fmt in n.values())
     with pytest.raises(ValueError, match="start at sigma = 0"):
         summarize_clusters(runs[1:], two, slopes)

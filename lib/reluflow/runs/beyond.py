@@ -503,10 +503,9 @@ def summarize_clusters(runs: list[ClusterRun], two_point: Trajectory,
     if esc[0] is None or t_two is None:
         raise ValueError("the sigma = 0 and two-point runs must both leave the saddle")
     zero = abs(esc[0] - t_two) / t_two
-    spread = []
-    for r in runs:
-        first = r.first_reactivations()
-        spread.append(float(np.ptp(first)) if first.size else None)
+    firsts = [r.first_reactivations() for r in runs]
+    spread = [float(np.ptp(f)) if f.size else None for f in firsts]
+    last = [float(np.max(f)) if f.size else None for f in firsts]
     v0, v1 = runs[0].report.values, runs[-1].report.values
     numbers: dict[str, tuple[float | None, str]] = {
         "zero_err": (zero, ".1e"), "sigma_max": (runs[-1].sigma, ".3g"),
@@ -522,6 +521,8 @@ def summarize_clusters(runs: list[ClusterRun], two_point: Trajectory,
         "margin0": (v0["final_margin"], ".4f"), "margin_max": (v1["final_margin"], ".4f"),
         "plateau0": (v0["plateau_loss"], ".3f"), "plateau_max": (v1["plateau_loss"], ".3f"),
         "react_spread0": (spread[0], ".3g"), "react_spread_max": (spread[-1], ".3g"),
+        "sigma_min": (runs[1].sigma, ".3g"), "react_spread_min": (spread[1], ".3g"),
+        "react_last0": (last[0], ".4g"), "react_last_min": (last[1], ".4g"),
         "plateau_dur_max": (v1["plateau_duration"], ".3g"),
     }
     return ClusterSummary(conv, rate_conv, zero, numbers)
