@@ -14,6 +14,7 @@ from reluflow.engine.datasets import ClusterData
 from reluflow.runs.beyond import (
     ClusterRun,
     EscapeSweep,
+    check_cluster_setting,
     cluster_sweep,
     drop_shares,
     escape_sweep,
@@ -261,3 +262,18 @@ def test_summaries_of_a_sweep_and_of_a_run() -> None:
     assert out["t_escape"][0] == rep.t_escape and out["neff_start"][0] == neff[0]
     assert out["deact"][0] == float(ch.total("deactivation")[-1])
     assert out["lam1"][0] == pytest.approx(runs[-1].rate)
+
+
+def test_check_cluster_setting_refuses_what_the_two_point_picture_cannot_describe() -> None:
+    check_cluster_setting(0.3, 0.7, 0.07, 8, 0)       # apart: passes
+    check_cluster_setting(0.5, 0.3, 0.12, 3, 2)       # mirror regime: passes
+    with pytest.raises(ValueError, match="main or mirror regime"):
+        check_cluster_setting(0.8, 0.55, 0.05, 8, 0)  # p near 1/2: mu active on x+ only
+    with pytest.raises(ValueError, match="sigma_max < delta/3"):
+        check_cluster_setting(0.3, 0.7, 0.1, 8, 0)
+    # 0.08 at n = 8, seed 0 puts a positive point (0.1368 rad) beyond a negative one (0.1322)
+    with pytest.raises(ValueError, match="interleaves the clusters drawn with n = 8, seed = 0"):
+        check_cluster_setting(0.3, 0.7, 0.08, 8, 0)
+    check_cluster_setting(0.3, 0.7, 0.08, 3, 0)       # the same spread with 3 points: apart
+    with pytest.raises(ValueError, match="n must be"):
+        check_cluster_setting(0.3, 0.7, 0.05, 1, 0)

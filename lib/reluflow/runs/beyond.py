@@ -22,11 +22,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from reluflow.analysis.early import EarlyAlignment, early_alignment, escape_slope_bounds
 from reluflow.analysis.general_phases import detect_phases_general
+from reluflow.analysis.geometry import regime
 from reluflow.analysis.patterns import PatternChanges, first_event_times
 from reluflow.analysis.phases import PhaseReport, first_crossing
 from reluflow.engine import checks as v
-from reluflow.engine.data import Dataset
-from reluflow.engine.datasets import ClusterData
+from reluflow.engine.data import Dataset, TwoPointData
+from reluflow.engine.datasets import ClusterData, linear_margin
 from reluflow.engine.flow import gradient_flow
 from reluflow.engine.network import Params, init_network
 from reluflow.engine.trajectory import Trajectory
@@ -36,6 +37,7 @@ __all__ = [
     "ClusterSummary",
     "EscapeSweep",
     "SpreadConvergence",
+    "check_cluster_setting",
     "cluster_sweep",
     "drop_shares",
     "escape_sweep",
@@ -70,6 +72,42 @@ class ClusterRun:
         lead = self.report.values["leading_class"]
         first = first_event_times(self.traj, "reactivation")[self.data.y == lead]
         return np.asarray(first[np.isfinite(first)])
+
+
+def check_cluster_setting(delta: float, p: float, sigma_max: float, n: int, seed: int) -> None:
+    r"""Refuse a cluster setting the two-point picture of :func:`cluster_sweep` cannot describe.
+
+    Requires (1) :math:`(\Delta, p)` in the main or mirror regime
+    (:func:`~reluflow.analysis.geometry.regime`; in ``"mu-plus-only"`` there is no
+    second group to wait on a plateau), (2) ``sigma_max < delta / 3`` (the clusters are
+    small against their distance), and (3) the clusters drawn at ``sigma_max`` with
+    ``n`` and ``seed`` linearly separable through the origin
+    (:func:`~reluflow.engine.datasets.linear_margin` :math:`> 10^{-9}`): interleaved
+    clusters (a positive point beyond a negative one) hold two opposite points in balance,
+    a different mechanism, and the exact flow may stop there as stiff.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameters and the condition that fails.
+
+    Examples
+    --------
+    >>> check_cluster_setting(0.3, 0.7, 0.07, 8, 0)          # the chapter's default
+    >>> check_cluster_setting(0.3, 0.7, 0.08, 8, 0)          # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: sigma_max = 0.08 interleaves the clusters drawn with n = 8, seed = 0 ...
+    """
+    base = TwoPointData(delta, p)
+    if regime(base) == "mu-plus-only" or not sigma_max < base.delta / 3:
+        raise ValueError(f"delta and p must be in the main or mirror regime and sigma_max < "
+                         f"delta/3 (clusters apart), got delta={delta}, p={p}, "
+                         f"sigma_max={sigma_max}")
+    if not linear_margin(ClusterData(delta, p, sigma_max, n=n, seed=seed)) > 1e-9:
+        raise ValueError(f"sigma_max = {sigma_max} interleaves the clusters drawn with n = {n}, "
+                         f"seed = {seed} (a positive point beyond a negative one): they must be "
+                         "linearly separable; take a smaller sigma_max")
 
 
 def cluster_sweep(
