@@ -138,9 +138,10 @@ def cluster_figure(runs: Sequence[ClusterRun], fits: Mapping[str, tuple[Array, A
         ax.legend(loc="lower left")
         _title(ax, "(a) loss, every spread")
         ax = axs[0, 1]
-        t_hi = max(r.report.t_phase4 or r.traj.t[-1] for r in runs)
+        # up to a little after the last plateau exit (Phase IV's start can be far later)
+        t_hi = max(r.report.t_plateau_escape or r.report.t_phase4 or r.traj.t[-1] for r in runs)
         for run, c in zip(runs, cols, strict=True):
-            sel = run.traj.t <= 1.1 * t_hi
+            sel = run.traj.t <= 1.6 * t_hi
             ax.plot(run.traj.t[sel], run.traj.loss[sel], color=c, lw=1.4)
         ax.set_xlabel("time $t$ (linear)")
         ax.set_ylabel("loss $L$")
