@@ -293,3 +293,26 @@ def test_animation_is_book_sized() -> None:
     traj = rf.gradient_flow(rf.init_network(8, 2, 1e-3, seed=0), data, 10.0)
     html = animation(traj, data, frames=2).data
     assert 'class="animation"' in html and "data:image/png;base64" in html
+
+
+def test_glue_measured_glues_words_for_what_a_run_did_not_measure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import myst_nb
+
+    from reluflow.book import glue_measured
+
+    glued: dict[str, object] = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, obj, display=True: glued.update({name: obj}))
+    glue_measured("t_plateau", 12.5, ".1f")
+    assert str(glued["t_plateau"]) == "12.5"
+    for missing in (None, math.nan, math.inf):
+        glue_measured("t_plateau", missing)
+        bundle, _ = glued["t_plateau"]._repr_mimebundle_()  # type: ignore[attr-defined]
+        assert bundle == {"text/plain": "(not reached in this run)"}
+    glue_measured("t_plateau", None, words="no plateau")
+    assert glued["t_plateau"]._repr_mimebundle_()[0]["text/plain"] == "no plateau"  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="words must be a non-empty string"):
+        glue_measured("t_plateau", None, words=" ")
+    with pytest.raises(ValueError, match="name must be an identifier"):
+        glue_measured("2nd", None)

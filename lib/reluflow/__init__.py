@@ -44,6 +44,11 @@ SUBJECTS: dict[str, str] = {
     "sweeps": "reluflow.analysis.sweeps",
     "numerics": "reluflow.analysis.numerics",
     "compare": "reluflow.analysis.compare",
+    "early": "reluflow.analysis.early",
+    "patterns": "reluflow.analysis.patterns",
+    "general_phases": "reluflow.analysis.general_phases",
+    "behaviours": "reluflow.analysis.behaviours",
+    "datasets": "reluflow.engine.datasets",
     "plots": "reluflow.viz.plots",
     "animation": "reluflow.viz.animation",
     "widgets": "reluflow.viz.widgets",
@@ -51,6 +56,8 @@ SUBJECTS: dict[str, str] = {
     "sweep": "reluflow.runs.sweep",
     "scaling": "reluflow.runs.scaling",
     "cache": "reluflow.runs.cache",
+    "beyond": "reluflow.runs.beyond",
+    "beyond_plots": "reluflow.viz.beyond",
 }
 
 __all__ = [

@@ -53,6 +53,7 @@ __all__ = [
     "check_seed",
     "fast_default",
     "glue_figure",
+    "glue_measured",
     "glue_number",
     "glue_numbers",
     "glue_text",
@@ -400,6 +401,36 @@ def glue_numbers(values: Mapping[str, Any]) -> None:
     for name, spec in values.items():
         value, fmt = spec if isinstance(spec, tuple) else (spec, ".3g")
         glue_number(name, value, fmt)
+
+
+@dataclass(frozen=True)
+class _Words:
+    """Words glued where a number was expected (``{glue}`` shows them as they are)."""
+
+    text: str
+
+    def _repr_mimebundle_(self, include: Any = None,
+                          exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"text/plain": self.text}, {}
+
+
+def glue_measured(name: str, value: Any, fmt: str = ".3g",
+                  words: str = "(not reached in this run)") -> None:
+    """Glue a measured number, or ``words`` when the run did not measure it.
+
+    ``value`` is ``None`` or not finite when the event that defines it did not happen in
+    the run (a plateau that never came, say): the text then reads the words, never
+    ``nan``.  Paste it with ``{glue}`name``` either way.
+    """
+    if value is not None and not isinstance(value, bool) and math.isfinite(float(value)):
+        glue_number(name, value, fmt)
+        return
+    _check_key(name)
+    if not isinstance(words, str) or not words.strip():
+        raise ValueError(f"words must be a non-empty string, got {words!r}")
+    from myst_nb import glue
+
+    glue(name, _Words(words), display=False)
 
 
 def glue_text(name: str, text: str) -> str:

@@ -56,6 +56,10 @@ EXTRA_PARAMS: dict[str, list[dict[str, Any]]] = {
                               {"DELTA": 0.8, "P": 0.55, "KAPPA": 1e-4, "SEED": 2}],
     "phase4_convergence": [{"DELTA": 0.5, "P": 0.3, "KAPPA": 1e-6, "SEED": 1},
                            {"DELTA": 0.8, "P": 0.55, "KAPPA": 1e-4, "SEED": 2}],
+    # the mirror regime for the clusters (negative neurons lead), wider clusters, a larger
+    # kappa, another seed
+    "beyond_two_points": [{"DELTA": 0.5, "P": 0.3, "SIGMA_MAX": 0.12, "KAPPA": 1e-5,
+                           "SEED": 2}],
     # outside the main regime (p cos(delta) <= 1 - p), a shorter horizon, another seed
     "setting": [{"DELTA": 0.8, "P": 0.55, "KAPPA": 1e-4, "T_MAX": 1e4, "SEED": 2}],
     "numerics": [{"DELTA": 0.8, "P": 0.55, "KAPPA": 3e-2, "T_MAX": 60.0, "SEED": 1}],

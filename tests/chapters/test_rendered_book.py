@@ -117,6 +117,7 @@ async () => {
   for (const img of imgs) { img.loading = 'eager'; }
   await Promise.all(imgs.map(img => img.complete ? null :
     new Promise(r => { img.addEventListener('load', r); img.addEventListener('error', r); })));
+  await document.fonts.ready;  // MathJax's fonts are requested after it typesets
   return imgs.filter(img => !(img.complete && img.naturalWidth > 0))
              .map(img => (img.currentSrc || img.src).slice(0, 80));
 }
@@ -207,9 +208,13 @@ def _open(context: Any, url: str, where: str, problems: list[str]) -> tuple[Any,
     response = page.goto(url, wait_until="load")
     if response is None or response.status != 200:
         problems.append(f"{where}: HTTP {response and response.status}")
+    # MathJax typeset, every image and every font loaded (_WAIT_JS): what the screenshots
+    # and checks need.  Not Playwright's "networkidle": on the API page (about 1450
+    # formulas) it fired during the typesetting, was withdrawn when MathJax then requested
+    # its fonts, and never fired again (a 180 s timeout, reproduced 5 times of 5, with no
+    # request outstanding in Chromium).
     for src in page.evaluate(_WAIT_JS):
         problems.append(f"{where}: image did not load: {src}")
-    page.wait_for_load_state("networkidle")
     return page, console
 
 

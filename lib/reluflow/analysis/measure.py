@@ -30,6 +30,7 @@ __all__ = [
     "check_trajectory",
     "condensation_rates",
     "effective_directions",
+    "effective_directions_series",
     "fit_line",
     "group_stats",
     "invariant_drift_total",
@@ -227,11 +228,37 @@ def effective_directions(traj: Trajectory, index: int = -1, tol: float = 0.05) -
     """
     if not isinstance(traj, Trajectory):
         raise ValueError(f"traj must be a reluflow.Trajectory, got {type(traj).__name__}")
+    j = time_index(traj, index)
+    return _effective_directions(traj, j, span_basis(traj.data.X), _direction_tol(tol))
+
+
+def effective_directions_series(traj: Trajectory, tol: float = 0.05) -> Array:
+    r""":func:`effective_directions` at every recorded time (``nan`` where none is alive).
+
+    Examples
+    --------
+    >>> import reluflow as rf
+    >>> traj = rf.gradient_flow(rf.init_network(10, 2, 1e-6, seed=0), rf.TwoPointData(0.3, 0.7),
+    ...                         100.0)
+    >>> neff = effective_directions_series(traj)
+    >>> neff.shape == traj.t.shape, bool(neff[0] > neff[-1])
+    (True, True)
+    """
+    if not isinstance(traj, Trajectory):
+        raise ValueError(f"traj must be a reluflow.Trajectory, got {type(traj).__name__}")
+    Q = span_basis(traj.data.X)
+    tl = _direction_tol(tol)
+    return np.array([_effective_directions(traj, j, Q, tl) for j in range(traj.t.size)])
+
+
+def _direction_tol(tol: Any) -> float:
     t_ = float(tol)
     if not (math.isfinite(t_) and 0 < t_ < math.pi):
         raise ValueError(f"tol must lie in the open interval (0, pi), got {tol!r}")
-    j = time_index(traj, index)
-    Q = span_basis(traj.data.X)
+    return t_
+
+
+def _effective_directions(traj: Trajectory, j: int, Q: Array, tol: float) -> float:
     a, B, pat = traj.a[j], traj.B[j], traj.pattern[j]
     alive = np.any(pat == 1, axis=1) & (a != 0)
     if not np.any(alive):
@@ -243,7 +270,7 @@ def effective_directions(traj: Trajectory, index: int = -1, tol: float = 0.05) -
     s = np.sign(a[alive][ok])
     M = (a**2 + np.einsum("kd,kd->k", B, B))[alive][ok]
     order = np.argsort(-M, kind="stable")
-    cos_tol = math.cos(t_)
+    cos_tol = math.cos(tol)
     label = np.full(V.shape[0], -1)
     cmass: list[float] = []
     for k in order:

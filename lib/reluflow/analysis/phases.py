@@ -33,7 +33,7 @@ from reluflow.analysis.theory.phase4 import final_margin
 from reluflow.engine.data import Dataset, TwoPointData
 from reluflow.engine.trajectory import Trajectory
 
-__all__ = ["PHASE_TIMES", "PhaseReport", "detect_phases"]
+__all__ = ["PHASE_TIMES", "PhaseReport", "detect_phases", "first_crossing"]
 
 Array = NDArray[np.float64]
 
@@ -67,6 +67,29 @@ def _crossing(t: Array, q: Array, level: float, start: int, up: bool) -> tuple[f
             lam = min(max(float(lam), 0.0), 1.0)
             return float(t[j - 1] + lam * (t[j] - t[j - 1])), j
     return None
+
+
+def first_crossing(
+    t: Array, q: Array, level: float, start: int = 0, *, up: bool
+) -> tuple[float, int] | None:
+    r"""First crossing of ``level`` by the recorded series ``q``, interpolated linearly in ``t``.
+
+    The rule every phase time of this module uses: the first index :math:`j \ge` ``start``
+    with :math:`q_j \ge` ``level`` (``up``) or :math:`q_j \le` ``level``, then linear
+    interpolation between samples :math:`j-1` and :math:`j` (non-finite samples skipped).
+
+    Returns
+    -------
+    tuple or None
+        ``(time, j)``, or ``None`` if ``q`` never crosses.
+
+    Examples
+    --------
+    >>> first_crossing(np.array([0.0, 1.0, 2.0]), np.array([1.0, 0.6, 0.2]), 0.5, up=False)
+    (1.25, 2)
+    """
+    return _crossing(np.asarray(t, dtype=np.float64), np.asarray(q, dtype=np.float64),
+                     float(level), int(start), bool(up))
 
 
 def _first_index_at_or_after(t: Array, time: float) -> int:
