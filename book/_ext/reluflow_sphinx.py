@@ -11,9 +11,11 @@ Eight small jobs:
   documented home (``reluflow.engine.data.Dataset``), so docstrings can name objects the way
   users import them while ``-n`` (nitpicky) still checks them;
 * matplotlib's ``to_jshtml`` animations link Font Awesome 4.4 from a CDN for their button
-  icons; the theme already ships Font Awesome, which draws the same ``fa fa-*`` icons, so
-  the link is dropped and the book makes no third-party request (it reads offline, and
-  the browser test can insist on that);
+  icons; the book's own player (:func:`reluflow.viz.animation.offline_player`) draws them
+  inline and has no link, and any other such output has the link dropped
+  (:func:`reluflow.viz.animation.drop_cdn_font_awesome`; the theme ships Font Awesome), so
+  the book makes no third-party request (it reads offline, and the browser test can insist
+  on that);
 * before any page is read (``builder-inited``), it runs ``book/_static/make_overview.py``
   (if present under the source folder) to regenerate ``book/_static/overview.html``, the
   introduction's overview figure, so every build path (``make book``, the browser test's
@@ -34,7 +36,14 @@ Eight small jobs:
   copied there at the end of the build, so the HTML works with no network;
 * the repository URL is one setting, ``repository.url`` in ``_config.yml``: when it is
   set, the page header gets the repository, issue and launch (Binder, Colab) buttons;
-  when it is empty, none of them (a button to a placeholder would lead nowhere).
+  when it is empty, none of them (a button to a placeholder would lead nowhere);
+* one syntax for computed values that the book and JupyterLab both render: the chapters
+  quote a glued value with ``{eval}`name``` (:mod:`reluflow.book` binds each glued
+  object under its key in the kernel, so jupyterlab-myst evaluates the role there), and
+  the build makes ``eval`` MyST-NB's glue paste role, so it pastes the glued output with
+  execution off too (the test pipeline builds papermill outputs); a ``figure`` directive
+  without an image whose first paragraph is ``{eval}`key``` (what jupyterlab-myst
+  renders as a figure) is MyST-NB's ``glue:figure`` of ``key`` (:class:`EvalFigure`).
 """
 
 from __future__ import annotations
@@ -49,20 +58,19 @@ from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
+from sphinx.directives.patches import Figure
 from sphinx.util.docutils import SphinxDirective
 
 from reluflow.book import fast_default
-
-#: The stylesheet link matplotlib's jshtml template puts before every animation.
-_CDN_FONT_AWESOME = re.compile(
-    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/'
-    r'4\.4\.0/css/font-awesome\.min\.css">\s*'
-)
+from reluflow.viz.animation import drop_cdn_font_awesome
 
 __all__ = [
+    "EVAL_FIGURE",
     "EXPLORER_CLASS",
     "MATHJAX_SKIP",
     "OVERVIEW_SCRIPT",
+    "EvalFigure",
     "PanelsFigure",
     "canonical_name",
     "copy_mathjax",
@@ -125,11 +133,6 @@ def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     return env.get_domain("py").resolve_xref(
         env, node["refdoc"], app.builder, node["reftype"], canonical, retry, contnode
     )
-
-
-def drop_cdn_font_awesome(html: str) -> str:
-    """Remove matplotlib's Font Awesome 4.4 CDN ``<link>`` from an HTML output."""
-    return _CDN_FONT_AWESOME.sub("", html)
 
 
 def _drop_cdn_links(app: Any, doctree: nodes.document, docname: str) -> None:
@@ -234,6 +237,55 @@ class PanelsFigure(SphinxDirective):
         return [figure]
 
 
+#: The first paragraph of a figure without an image: the ``{eval}`` of a glued figure.
+EVAL_FIGURE = re.compile(r"\{eval\}`([A-Za-z]\w*)`")
+
+
+class EvalFigure(Figure):
+    """``figure``: with an image argument, Sphinx's figure; without one, a glued figure.
+
+    Without an argument the content must start with a paragraph that is exactly
+    ``{eval}`key```; the rest is the caption (and legend), and the directive is MyST-NB's
+    ``glue:figure`` of ``key`` with the same options (``:name:`` for ``numref``).  This is
+    the form JupyterLab's MyST renderer shows as a numbered figure, with the value the
+    kernel evaluates.
+    """
+
+    required_arguments = 0
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        if self.arguments:
+            return super().run()
+        lines = list(self.content)
+        end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+        first = " ".join(line.strip() for line in lines[:end])
+        found = EVAL_FIGURE.fullmatch(first)
+        if found is None:
+            raise self.error("a figure without an image must start with the paragraph "
+                             f"{{eval}}`key` of a glued figure, got {first!r}")
+        skip = next((i for i in range(end, len(lines)) if lines[i].strip()), len(lines))
+        caption = StringList(lines[skip:], items=self.content.items[skip:])
+        from myst_nb.ext.glue.directives import PasteFigureDirective
+
+        paste = PasteFigureDirective(
+            "glue:figure", [found.group(1)], dict(self.options), caption, self.lineno,
+            self.content_offset + skip, self.block_text, self.state, self.state_machine)
+        result: list[nodes.Node] = paste.run()
+        return result
+
+
+def _eval_pastes_glue(app: Any) -> None:
+    """``builder-inited`` handler: ``eval`` is MyST-NB's glue paste role (any mime type).
+
+    Registered after every extension's ``setup`` (MyST-NB registers its own ``eval``,
+    which needs a live kernel during the parse).
+    """
+    from myst_nb.ext.glue.roles import PasteRoleAny
+
+    app.add_role("eval", PasteRoleAny(), override=True)
+
+
 def mathjax_source() -> Path:
     """The ``es5`` folder of MathJax 3.2.2 in the ``django-static-mathjax`` package.
 
@@ -299,7 +351,7 @@ def _set_buttons(app: Any, config: Any) -> None:
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Register ``reluflow_fast`` (``rebuild="env"``) and the handlers above."""
+    """Register ``reluflow_fast`` (``rebuild="env"``), the handlers and directives above."""
     app.add_config_value("reluflow_fast", fast_default(), "env", types=[bool])
     app.connect("config-inited", _set_buttons)
     app.connect("build-finished", _copy_mathjax)
@@ -309,5 +361,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("html-page-context", _dedupe_scripts)
     app.connect("build-finished", _write_explorer_bundle)
     app.connect("builder-inited", _make_overview)
+    app.connect("builder-inited", _eval_pastes_glue)
     app.add_directive("panels-figure", PanelsFigure)
+    app.add_directive("figure", EvalFigure, override=True)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -61,3 +61,57 @@ def test_only_pages_with_an_explorer_load_vega() -> None:
     assert not page_shows_explorer('<code class="docutils">&lt;div class="reluflow-explorer"'
                                    '&gt;</code>')
     assert not page_shows_explorer("<p>no explorer here</p>")
+
+
+def _mini_book(root: Path, markdown: str) -> None:
+    """A one-notebook book using the extension, executed by the build (as ``make book``)."""
+    import nbformat
+
+    root.mkdir(parents=True)
+    (root / "_config.yml").write_text(
+        "title: t\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: force\n"
+        "sphinx:\n  local_extensions:\n"
+        f"    reluflow_sphinx: {ROOT / 'book' / '_ext'}\n"
+        "  config:\n    nb_execution_raise_on_error: true\n"
+        "    nb_render_markdown_format: myst\n", encoding="utf-8")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: ch\n", encoding="utf-8")
+    code = ("from reluflow import book, plots\n"
+            "book.glue_number('kappa', 1e-6, '.0e')\n"
+            "book.glue_number('rate', 0.43215, '.4f')\n"
+            "book.glue_text('words', 'the **positive** group at $x_+$')\n"
+            "fig, ax = plots.panel()\n"
+            "ax.set_title('(a) a panel')\n"
+            "book.glue_figure('fig_line', plots.Panels([fig], alt='A panel.'))")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code, metadata={"tags": ["remove-cell"]}),
+                nbformat.v4.new_markdown_cell(markdown)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, root / "ch.ipynb")
+
+
+@pytest.mark.slow
+def test_eval_pastes_glued_values_and_figures(tmp_path: Path) -> None:
+    import re
+
+    from booktools import build_book
+
+    _mini_book(tmp_path / "ok", "# C\n\nkappa {eval}`kappa`, rate {eval}`rate`, {eval}`words`."
+               "\n\n```{figure}\n:name: fig-line\n\n{eval}`fig_line`\n\nA caption with "
+               "{eval}`rate`.\n```\n\nSee {numref}`fig-line`.\n")
+    proc = build_book(tmp_path / "ok_out", fast=True, source=tmp_path / "ok")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = (tmp_path / "ok_out" / "_build" / "html" / "ch.html").read_text(encoding="utf-8")
+    text = re.sub(r"data:image/png;base64,[^\"]+", "", page)
+    assert 'kappa <span class="math notranslate nohighlight">\\(10^{-6}\\)</span>' in text
+    assert "rate 0.4321," in text and "the <strong>positive</strong> group" in text
+    figure = text[text.index('<figure class="align-default" id="fig-line">'):]
+    assert figure.index('class="rf-panels"') < figure.index("Fig. 1")
+    assert "A caption with 0.4321." in figure
+    assert '<span class="std std-numref">Fig. 1</span>' in text
+    assert "{eval}" not in text
+    # a figure with neither an image nor a glued figure fails the strict build
+    _mini_book(tmp_path / "bad", "# C\n\n```{figure}\n:name: fig-x\n\nNo value here.\n```\n")
+    proc = build_book(tmp_path / "bad_out", fast=True, source=tmp_path / "bad")
+    assert proc.returncode != 0
+    assert "must start with the paragraph {eval}`key`" in proc.stdout + proc.stderr

@@ -211,6 +211,8 @@ class Explorer(W.VBox):
         Where the figure is drawn.
     status : ipywidgets.HTML
         Run time, final loss and :func:`saddle_message`, or the error of the last run.
+    note : ipywidgets.HTML
+        A fixed note given at construction (e.g. a starting value moved into range).
     last : tuple of (Trajectory, Figure) or None
         The result of the last successful run.
     runs : int
@@ -224,6 +226,7 @@ class Explorer(W.VBox):
         auto: bool = True,
         engine: Engine | None = None,
         report: bool = True,
+        note: str = "",
     ) -> None:
         st = ExplorerState() if state is None else state
         if not isinstance(st, ExplorerState):
@@ -263,6 +266,7 @@ class Explorer(W.VBox):
         }
         self.auto = W.Checkbox(value=auto, description="re-run on change", indent=False)
         self.status = W.HTML(value="")
+        self.note = W.HTML(value=f"<i>{html.escape(note)}</i>" if note else "")
         self.output = W.Output()
         for key in ("kappa", "delta", "p", "m", "seed", "t_max", "loss"):
             self.controls[key].observe(self._on_change, names="value")
@@ -273,7 +277,7 @@ class Explorer(W.VBox):
         left = W.VBox([self.controls[k] for k in ("kappa", "delta", "p", "m")])
         right = W.VBox([self.controls[k] for k in ("t_max", "t_max_slider", "seed", "loss")]
                        + [W.HBox([self.controls["run"], self.auto])])
-        super().__init__([W.HBox([left, right]), self.status, self.output])
+        super().__init__([W.HBox([left, right]), self.note, self.status, self.output])
 
     def state(self) -> ExplorerState:
         """The current widget values as a validated :class:`ExplorerState`."""
@@ -342,6 +346,7 @@ def explorer(
     run: bool = True,
     engine: Engine | None = None,
     report: bool = True,
+    note: str = "",
     **values: Any,
 ) -> Explorer:
     """Build the explorer panel (and, with ``run=True``, draw the first figure).
@@ -358,6 +363,8 @@ def explorer(
         Integrator for :func:`simulate` (default :func:`reluflow.gradient_flow`).
     report : bool
         Shade the detected phases.
+    note : str
+        A line shown above the status (plain text).
     **values
         Overrides of the state's fields, e.g. ``explorer(kappa=1e-6, t_max=1e12)``.
 
@@ -374,7 +381,7 @@ def explorer(
     if unknown:
         raise ValueError(f"unknown explorer values {sorted(unknown)}; allowed: {sorted(names)}")
     st = replace(st, **values) if values else st
-    panel = Explorer(st, auto=auto, engine=engine, report=report)
+    panel = Explorer(st, auto=auto, engine=engine, report=report, note=note)
     if run:
         panel.recompute()
     return panel
