@@ -125,7 +125,9 @@ def test_check_seed_and_choice() -> None:
 def test_glued_number_bundle_has_text_markdown_and_exact_value() -> None:
     # format_display_data is what myst_nb.glue calls on the glued object.
     data, meta = format_display_data(GluedNumber(0.1234567891, ".3g"))
-    assert data == {"text/plain": "0.123", "text/markdown": "0.123"}
+    assert data == {"text/plain": "0.123"}  # plain text: inline in the book and in Lab
+    data, _ = format_display_data(GluedNumber(-0.5, ".2f"))
+    assert data == {"text/plain": "−0.50"}
     assert meta[GLUE_METADATA_KEY] == {"value": 0.1234567891, "fmt": ".3g"}
     assert str(GluedNumber(12.0, "g")) == "12"
     # an exponent is typeset: {glue} pastes the Markdown form (MyST-NB prefers it)
@@ -340,6 +342,7 @@ def test_glued_values_are_bound_for_eval_in_the_kernel(
     assert isinstance(words, GluedText) and str(words) == "the $x_+$ point"
     data, _ = format_display_data(words)
     assert data == {"text/plain": "the $x_+$ point", "text/markdown": "the $x_+$ point"}
+    assert format_display_data(GluedText("main"))[0] == {"text/plain": "main"}
     glue_number("ch_rate", 0.75)  # gluing a key again replaces the glued value
     assert str(shell.user_ns["ch_rate"]) == "0.75"
     shell.user_ns["m"] = 200  # a chapter's own variable is never overwritten

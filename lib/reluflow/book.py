@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -335,11 +336,13 @@ def check_parameters(values: Mapping[str, Any], **ranges: Range) -> tuple[Any, .
 class GluedNumber:
     """A number as glued into the book: formatted text plus the exact value.
 
-    Its display bundle is ``text/plain`` = ``format(value, fmt)`` and ``text/markdown`` =
-    :func:`math_number` (what ``{glue}`name``` shows in the book: an exponent is
-    typeset, ``1e-06`` reads :math:`10^{-6}`); the output's metadata carries the exact
-    value under :data:`GLUE_METADATA_KEY` as ``{"value": value, "fmt": fmt}``, which the
-    notebook tests read back at full precision.
+    Its display bundle is :func:`math_number`'s text (what ``{eval}`name``` shows): as
+    ``text/plain`` alone when it is plain text (``0.25``, ``−0.5``: shown inline as text in
+    the book and in JupyterLab), and as ``text/markdown`` (with ``text/plain`` =
+    ``format(value, fmt)``) when an exponent is typeset as maths (``1e-06`` reads
+    :math:`10^{-6}`); the output's metadata carries the exact value under
+    :data:`GLUE_METADATA_KEY` as ``{"value": value, "fmt": fmt}``, which the notebook
+    tests read back at full precision.
     """
 
     value: float
@@ -352,15 +355,26 @@ class GluedNumber:
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         meta = {GLUE_METADATA_KEY: {"value": self.value, "fmt": self.fmt}}
-        return {"text/plain": str(self), "text/markdown": math_number(self.value, self.fmt)}, meta
+        text = math_number(self.value, self.fmt)
+        if "$" not in text:
+            return {"text/plain": text}, meta
+        return {"text/plain": str(self), "text/markdown": text}, meta
+
+
+#: Characters that make a glued text Markdown rather than plain words.
+_MARKUP = re.compile(r"[$*_`\[\]|#<>\\{}]")
 
 
 @dataclass(frozen=True)
 class GluedText:
-    """Markdown text as glued into the book: ``text/markdown`` (and the same ``text/plain``).
+    """Text as glued into the book: ``text/markdown`` when it has markup, else plain.
 
-    The book pastes it as MyST Markdown (maths, emphasis); JupyterLab's ``{eval}`` renders
-    the Markdown too.
+    The book pastes Markdown as MyST (maths, emphasis) and plain words as text, and
+    JupyterLab's ``{eval}`` renders either; plain words stay inline text in both
+    (JupyterLab shows a Markdown value as a block of its own).
+
+    >>> sorted(GluedText("main")._repr_mimebundle_()), len(GluedText("$x_+$")._repr_mimebundle_())
+    (['text/plain'], 2)
     """
 
     text: str
@@ -369,6 +383,8 @@ class GluedText:
         return self.text
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        if _MARKUP.search(self.text) is None:
+            return {"text/plain": self.text}
         return {"text/plain": self.text, "text/markdown": self.text}
 
 

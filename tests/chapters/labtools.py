@@ -38,7 +38,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 #: What a reader must never see in a rendered Markdown cell: a role or directive shown as
 #: text, or a box MyST draws for something it cannot render.
-RAW_MYST = re.compile(r"\{(?:glue|eval|cite|numref|doc|prf:\w+|py:\w+)[^}]*\}`|^\s*(?:```|:::)\{",
+RAW_MYST = re.compile(r"\{(?:glue|eval|cite|numref|doc|prf|py|exercise|solution|figure|"
+                      r"admonition)(?::[\w-]+)?\}|^\s*(?:```|:::)|^:(?:name|label|class|alt):\s",
                       re.MULTILINE)
 ERROR_BOXES = re.compile(r"Unknown Directive|Unknown Role|Invalid (?:directive|role)",
                          re.IGNORECASE)
@@ -146,9 +147,14 @@ def _url_with(base: str, path: str) -> str:
     return f"{head}{path}?{query}&reset"
 
 
-_BUSY = """() => {
+#: Run All has finished: the kernel is idle, no cell is queued or running ("[*]"), and a
+#: cell ran (every cell, or up to the one that raised: Run All stops there).
+_DONE = """() => {
   const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText));
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  return indicator !== null && indicator.dataset.status === 'idle'
+    && !prompts.some(p => p.innerText.includes('*'))
+    && prompts.some(p => /\\[\\d+\\]/.test(p.innerText));
 }"""
 
 
@@ -180,20 +186,20 @@ def run_all(browser: Any, base: str, path: str, *, screenshot: Path | None = Non
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                            timeout=120_000)
-    page.wait_for_timeout(1000)  # the kernel's language_info arrives: a change would show
+    page.wait_for_timeout(3000)  # the kernel's language_info arrives: a change would show
     modified = page.locator(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty").count() > 0
     if before is not None:
         page.screenshot(path=str(before), full_page=True)
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     start = time.monotonic()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    page.wait_for_function(_BUSY, timeout=timeout_s * 1000, polling=500)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           timeout=timeout_s * 1000)
+    page.wait_for_function(_DONE, timeout=timeout_s * 1000, polling=250)
     seconds = time.monotonic() - start
     page.wait_for_timeout(1500)  # the last Markdown cells render their values
-    markdown = page.eval_on_selector_all(
-        ".jp-MarkdownCell .jp-MarkdownOutput", "els => els.map(e => e.innerText)")
+    markdown = page.eval_on_selector_all(  # a directive left as a fenced code block too
+        ".jp-MarkdownCell .jp-MarkdownOutput",
+        "els => els.map(e => [...e.querySelectorAll('code[class*=\"language-{\"]')]"
+        ".map(c => '```' + c.className + '\\n').join('') + e.textContent)")
     if screenshot is not None:
         page.screenshot(path=str(screenshot), full_page=True)
     page.keyboard.press("Control+s")

@@ -104,10 +104,11 @@ def test_eval_pastes_glued_values_and_figures(tmp_path: Path) -> None:
     page = (tmp_path / "ok_out" / "_build" / "html" / "ch.html").read_text(encoding="utf-8")
     text = re.sub(r"data:image/png;base64,[^\"]+", "", page)
     assert 'kappa <span class="math notranslate nohighlight">\\(10^{-6}\\)</span>' in text
-    assert "rate 0.4321," in text and "the <strong>positive</strong> group" in text
+    assert 'rate <span class="output text_plain">0.4321</span>,' in text  # plain: inline
+    assert "the <strong>positive</strong> group" in text
     figure = text[text.index('<figure class="align-default" id="fig-line">'):]
     assert figure.index('class="rf-panels"') < figure.index("Fig. 1")
-    assert "A caption with 0.4321." in figure
+    assert 'A caption with <span class="output text_plain">0.4321</span>.' in figure
     assert '<span class="std std-numref">Fig. 1</span>' in text
     assert "{eval}" not in text
     # a figure with neither an image nor a glued figure fails the strict build
