@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Eight small jobs:
+Ten small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.book.fast_default` (the environment
@@ -43,7 +43,12 @@ Eight small jobs:
   the build makes ``eval`` MyST-NB's glue paste role, so it pastes the glued output with
   execution off too (the test pipeline builds papermill outputs); a ``figure`` directive
   without an image whose first paragraph is ``{eval}`key``` (what jupyterlab-myst
-  renders as a figure) is MyST-NB's ``glue:figure`` of ``key`` (:class:`EvalFigure`).
+  renders as a figure) is MyST-NB's ``glue:figure`` of ``key`` (:class:`EvalFigure`);
+* citations that read in JupyterLab too: the chapters cite with a Markdown link to a
+  bibliography key, ``[Wang & Ma (2023)](#wang2023multiphase)`` (JupyterLab shows the
+  link text), and the build makes each such link sphinxcontrib-bibtex's citation of the
+  key, ``{cite:p}`` when the link text starts with a parenthesis, ``{cite:t}`` otherwise
+  (:func:`citation_kind`), so the bibliography lists it and ``-n`` checks the key.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ __all__ = [
     "EvalFigure",
     "PanelsFigure",
     "canonical_name",
+    "citation_kind",
     "copy_mathjax",
     "drop_cdn_font_awesome",
     "mathjax_source",
@@ -286,6 +292,50 @@ def _eval_pastes_glue(app: Any) -> None:
     app.add_role("eval", PasteRoleAny(), override=True)
 
 
+def citation_kind(text: str) -> str:
+    """The citation role of a link to a bibliography key: ``"p"`` or ``"t"``.
+
+    ``[(Wang & Ma, 2023)](#key)`` is parenthetical (``{cite:p}``), anything else, e.g.
+    ``[Wang & Ma (2023)](#key)``, names the authors in the sentence (``{cite:t}``).
+
+    >>> citation_kind("(Wang & Ma, 2023)"), citation_kind("Wang & Ma (2023)")
+    ('p', 't')
+    """
+    return "p" if text.lstrip().startswith("(") else "t"
+
+
+def _link_citations(app: Any, doctree: nodes.document) -> None:
+    """``doctree-read`` handler: a link ``[text](#key)`` to a bibliography key is a citation.
+
+    MyST-Parser leaves such a link, which no label of the page matches, as a ``myst``
+    cross-reference to ``key``; it becomes the node sphinxcontrib-bibtex's
+    ``cite:p``/``cite:t`` role builds, and the citation is recorded in its domain, as the
+    role does (so the bibliography lists it).
+    """
+    from sphinx import addnodes
+    from sphinxcontrib.bibtex.citation_target import parse_citation_targets
+    from sphinxcontrib.bibtex.roles import CitationRef
+
+    domain = app.env.get_domain("cite")
+    keys = domain.bibdata.data.entries
+    for ref in list(doctree.findall(addnodes.pending_xref)):
+        key = str(ref.get("reftarget", ""))
+        if ref.get("reftype") != "myst" or ref.get("refdomain") or key not in keys:
+            continue
+        kind = citation_kind(ref.astext())
+        rawtext = f"{{cite:{kind}}}`{key}`"
+        xref = addnodes.pending_xref(rawtext, refdoc=app.env.docname, refdomain="cite",
+                                     reftype=kind, refexplicit=False, refwarn=False,
+                                     reftarget=key)
+        xref += nodes.inline(rawtext, key, classes=["xref", "cite", f"cite-{kind}"])
+        xref.source, xref.line = ref.source, ref.line
+        doctree.note_explicit_target(xref, xref)
+        domain.citation_refs.append(CitationRef(
+            citation_ref_id=xref["ids"][0], docname=app.env.docname, line=ref.line or 0,
+            targets=list(parse_citation_targets(key))))
+        ref.replace_self(xref)
+
+
 def mathjax_source() -> Path:
     """The ``es5`` folder of MathJax 3.2.2 in the ``django-static-mathjax`` package.
 
@@ -362,6 +412,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("build-finished", _write_explorer_bundle)
     app.connect("builder-inited", _make_overview)
     app.connect("builder-inited", _eval_pastes_glue)
+    app.connect("doctree-read", _link_citations)
     app.add_directive("panels-figure", PanelsFigure)
     app.add_directive("figure", EvalFigure, override=True)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

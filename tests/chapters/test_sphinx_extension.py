@@ -116,3 +116,50 @@ def test_eval_pastes_glued_values_and_figures(tmp_path: Path) -> None:
     proc = build_book(tmp_path / "bad_out", fast=True, source=tmp_path / "bad")
     assert proc.returncode != 0
     assert "must start with the paragraph {eval}`key`" in proc.stdout + proc.stderr
+
+
+def test_citation_kind_follows_the_link_text() -> None:
+    from reluflow_sphinx import citation_kind
+
+    assert citation_kind("(Wang & Ma, 2023)") == "p"
+    assert citation_kind(" (Filippov, 1988)") == "p"
+    assert citation_kind("Wang & Ma (2023)") == "t"
+
+
+def _citing_book(root: Path, text: str) -> None:
+    """A one-page book (no notebook) with the extension and one bibliography entry."""
+    root.mkdir(parents=True)
+    (root / "_config.yml").write_text(
+        "title: t\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: 'off'\n"
+        "bibtex_bibfiles:\n  - refs.bib\nsphinx:\n  local_extensions:\n"
+        f"    reluflow_sphinx: {ROOT / 'book' / '_ext'}\n"
+        "  config:\n    bibtex_reference_style: author_year\n", encoding="utf-8")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: ch\n", encoding="utf-8")
+    (root / "refs.bib").write_text(
+        "@article{doe2020,\n  author = {Doe, Jane and Roe, Rick},\n  title = {A title},\n"
+        "  journal = {J},\n  year = {2020}\n}\n", encoding="utf-8")
+    (root / "ch.md").write_text(f"# C\n\n{text}\n\n```{{bibliography}}\n```\n",
+                                encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_links_to_bibliography_keys_are_citations(tmp_path: Path) -> None:
+    import re
+
+    from booktools import build_book
+
+    _citing_book(tmp_path / "ok", "In a sentence [Doe & Roe (2020)](#doe2020) wrote; "
+                 "in parentheses [(Doe & Roe, 2020)](#doe2020).")
+    proc = build_book(tmp_path / "ok_out", fast=True, source=tmp_path / "ok")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = (tmp_path / "ok_out" / "_build" / "html" / "ch.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "In a sentence Doe and Roe [2020] wrote" in text  # {cite:t}
+    assert "in parentheses [Doe and Roe, 2020]." in text  # {cite:p}
+    assert 'href="#doe2020"' not in page
+    assert page.count('role="doc-backlink"') == 2  # the bibliography lists both citations
+    # a link to a key that is neither a label nor in the bibliography fails the strict build
+    _citing_book(tmp_path / "bad", "See [Doe (2021)](#doe2021).")
+    proc = build_book(tmp_path / "bad_out", fast=True, source=tmp_path / "bad")
+    assert proc.returncode != 0
+    assert "target not found: 'doe2021'" in proc.stdout + proc.stderr
