@@ -41,8 +41,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 RAW_MYST = re.compile(r"\{(?:glue|eval|cite|numref|doc|prf|py|exercise|solution|figure|"
                       r"admonition)(?::[\w-]+)?\}|^\s*(?:```|:::)|^:(?:name|label|class|alt):\s",
                       re.MULTILINE)
-ERROR_BOXES = re.compile(r"Unknown Directive|Unknown Role|Invalid (?:directive|role)",
-                         re.IGNORECASE)
+ERROR_BOXES = re.compile(r"Unknown Directive|Unknown Role|Invalid (?:directive|role)|"
+                         r"^UNRESOLVED .*$", re.IGNORECASE | re.MULTILINE)
 #: ``{eval}`expr``` in a Markdown source.
 EVAL = re.compile(r"\{eval\}`([^`]+)`")
 
@@ -158,6 +158,21 @@ _DONE = """() => {
 }"""
 
 
+#: The text of each rendered Markdown cell (jupyterlab-myst renders into ``div.myst``, plain
+#: JupyterLab into ``.jp-RenderedMarkdown``), with a directive left as a fenced code block
+#: written as its fence, and each reference or citation MyST could not resolve (drawn with
+#: a warning icon, in its warning colour) written as ``UNRESOLVED <text>``.
+_MARKDOWN_TEXT = """els => els.map(cell => {
+  const out = cell.querySelector('.myst') || cell.querySelector('.jp-RenderedMarkdown');
+  if (out === null) return '';
+  const fences = [...out.querySelectorAll('code[class*="language-{"]')]
+    .map(c => '```' + c.className + '\\n').join('');
+  const unresolved = [...out.querySelectorAll('.text-yellow-600')]
+    .map(c => 'UNRESOLVED ' + c.textContent.trim() + '\\n').join('');
+  return fences + unresolved + out.textContent;
+})"""
+
+
 def run_all(browser: Any, base: str, path: str, *, screenshot: Path | None = None,
             before: Path | None = None, timeout_s: float = 600.0,
             viewport: dict[str, int] | None = None) -> LabRun:
@@ -196,10 +211,7 @@ def run_all(browser: Any, base: str, path: str, *, screenshot: Path | None = Non
     page.wait_for_function(_DONE, timeout=timeout_s * 1000, polling=250)
     seconds = time.monotonic() - start
     page.wait_for_timeout(1500)  # the last Markdown cells render their values
-    markdown = page.eval_on_selector_all(  # a directive left as a fenced code block too
-        ".jp-MarkdownCell .jp-MarkdownOutput",
-        "els => els.map(e => [...e.querySelectorAll('code[class*=\"language-{\"]')]"
-        ".map(c => '```' + c.className + '\\n').join('') + e.textContent)")
+    markdown = page.eval_on_selector_all(".jp-MarkdownCell", _MARKDOWN_TEXT)
     if screenshot is not None:
         page.screenshot(path=str(screenshot), full_page=True)
     page.keyboard.press("Control+s")
@@ -222,6 +234,10 @@ def problems(run: LabRun) -> list[str]:
         out.append(f"{run.name}: opens as modified (kernelspec or language_info differ from "
                    "the kernel's)")
     out += [f"{run.name}: cell error {e}" for e in run.errors()]
+    cells = sum(c["cell_type"] == "markdown" for c in run.notebook["cells"])
+    shown = sum(bool(text.strip()) for text in run.markdown)
+    if shown != cells:
+        out.append(f"{run.name}: {shown} of {cells} Markdown cells rendered text")
     for i, text in enumerate(run.markdown):
         for pattern, what in ((RAW_MYST, "raw MyST"), (ERROR_BOXES, "an error box")):
             found = pattern.search(text)
