@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Ten small jobs:
+Eleven small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.book.fast_default` (the environment
@@ -48,7 +48,10 @@ Ten small jobs:
   bibliography key, ``[Wang & Ma (2023)](#wang2023multiphase)`` (JupyterLab shows the
   link text), and the build makes each such link sphinxcontrib-bibtex's citation of the
   key, ``{cite:p}`` when the link text starts with a parenthesis, ``{cite:t}`` otherwise
-  (:func:`citation_kind`), so the bibliography lists it and ``-n`` checks the key.
+  (:func:`citation_kind`), so the bibliography lists it and ``-n`` checks the key;
+  likewise a link to another page's proposition, ``[Plateau escape](#prop-plateau-escape)``
+  (JupyterLab resolves ``{prf:ref}`` only within a notebook), is sphinx-proof's reference
+  to it, with the link text (:class:`ProofLinks`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.directives.patches import Figure
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxDirective
 
 from reluflow.book import fast_default
@@ -77,6 +81,7 @@ __all__ = [
     "OVERVIEW_SCRIPT",
     "EvalFigure",
     "PanelsFigure",
+    "ProofLinks",
     "canonical_name",
     "citation_kind",
     "copy_mathjax",
@@ -336,6 +341,26 @@ def _link_citations(app: Any, doctree: nodes.document) -> None:
         ref.replace_self(xref)
 
 
+class ProofLinks(SphinxPostTransform):
+    """A link ``[title](#label)`` to a ``prf`` label (a proposition) is a ``prf:ref``.
+
+    MyST-Parser would resolve such a link through every domain's ``resolve_any_xref``,
+    which sphinx-proof answers only for its own ``prf`` references; so, before MyST's
+    resolver (priority 9), the link becomes one, shown with the link's text.
+    """
+
+    default_priority = 5
+
+    def run(self, **kwargs: Any) -> None:
+        from sphinx import addnodes
+
+        proofs = getattr(self.env, "proof_list", {})
+        for node in self.document.findall(addnodes.pending_xref):
+            if (node.get("reftype") == "myst" and not node.get("refdomain")
+                    and node.get("reftarget") in proofs):
+                node["refdomain"], node["reftype"] = "prf", "ref"
+
+
 def mathjax_source() -> Path:
     """The ``es5`` folder of MathJax 3.2.2 in the ``django-static-mathjax`` package.
 
@@ -413,6 +438,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", _make_overview)
     app.connect("builder-inited", _eval_pastes_glue)
     app.connect("doctree-read", _link_citations)
+    app.add_post_transform(ProofLinks)
     app.add_directive("panels-figure", PanelsFigure)
     app.add_directive("figure", EvalFigure, override=True)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

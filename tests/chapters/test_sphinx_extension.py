@@ -127,14 +127,18 @@ def test_citation_kind_follows_the_link_text() -> None:
 
 
 def _citing_book(root: Path, text: str) -> None:
-    """A one-page book (no notebook) with the extension and one bibliography entry."""
+    """A two-page book (no notebook) with the extension, one bibliography entry and a
+    proposition (``prop-x``) on the second page."""
     root.mkdir(parents=True)
     (root / "_config.yml").write_text(
         "title: t\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: 'off'\n"
-        "bibtex_bibfiles:\n  - refs.bib\nsphinx:\n  local_extensions:\n"
-        f"    reluflow_sphinx: {ROOT / 'book' / '_ext'}\n"
+        "bibtex_bibfiles:\n  - refs.bib\nsphinx:\n  extra_extensions:\n    - sphinx_proof\n"
+        f"  local_extensions:\n    reluflow_sphinx: {ROOT / 'book' / '_ext'}\n"
         "  config:\n    bibtex_reference_style: author_year\n", encoding="utf-8")
-    (root / "_toc.yml").write_text("format: jb-book\nroot: ch\n", encoding="utf-8")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: ch\nchapters:\n- file: other\n",
+                                   encoding="utf-8")
+    (root / "other.md").write_text("# Other\n\n```{prf:proposition} The X\n:label: prop-x\n\n"
+                                   "A statement.\n```\n", encoding="utf-8")
     (root / "refs.bib").write_text(
         "@article{doe2020,\n  author = {Doe, Jane and Roe, Rick},\n  title = {A title},\n"
         "  journal = {J},\n  year = {2020}\n}\n", encoding="utf-8")
@@ -143,13 +147,13 @@ def _citing_book(root: Path, text: str) -> None:
 
 
 @pytest.mark.slow
-def test_links_to_bibliography_keys_are_citations(tmp_path: Path) -> None:
+def test_links_to_keys_and_propositions_are_citations_and_references(tmp_path: Path) -> None:
     import re
 
     from booktools import build_book
 
     _citing_book(tmp_path / "ok", "In a sentence [Doe & Roe (2020)](#doe2020) wrote; "
-                 "in parentheses [(Doe & Roe, 2020)](#doe2020).")
+                 "in parentheses [(Doe & Roe, 2020)](#doe2020). By [The X](#prop-x).")
     proc = build_book(tmp_path / "ok_out", fast=True, source=tmp_path / "ok")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     page = (tmp_path / "ok_out" / "_build" / "html" / "ch.html").read_text(encoding="utf-8")
@@ -158,6 +162,8 @@ def test_links_to_bibliography_keys_are_citations(tmp_path: Path) -> None:
     assert "in parentheses [Doe and Roe, 2020]." in text  # {cite:p}
     assert 'href="#doe2020"' not in page
     assert page.count('role="doc-backlink"') == 2  # the bibliography lists both citations
+    # a link to another page's proposition is sphinx-proof's reference, with the link text
+    assert re.search(r'<a class="reference internal" href="other.html#prop-x">The X</a>', page)
     # a link to a key that is neither a label nor in the bibliography fails the strict build
     _citing_book(tmp_path / "bad", "See [Doe (2021)](#doe2021).")
     proc = build_book(tmp_path / "bad_out", fast=True, source=tmp_path / "bad")
