@@ -223,6 +223,26 @@ def test_text_reads_the_same_in_jupyterlab(path: Path) -> None:
                 f"{path.name}: the citation [{shown}](#{key}) names the year")
 
 
+def _labels(nb: dict) -> set[str]:
+    return set(re.findall(r"^:(?:label|name): ([\w-]+)$", _markdown(nb), re.MULTILINE))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_references_to_other_chapters_are_links(path: Path) -> None:
+    """JupyterLab resolves {prf:ref}/{numref}/{ref} only within the notebook: a reference to
+    another chapter's label is a link, ``[Plateau escape](#prop-plateau-escape)``, which
+    the book resolves across pages and Lab shows as its text."""
+    nb = read_notebook(path)
+    own = _labels(nb)
+    elsewhere = set().union(*(_labels(read_notebook(p)) for p in NOTEBOOKS if p != path))
+    for role, label in re.findall(r"\{(prf:ref|numref|ref)\}`(?:[^`<]*<)?([\w-]+)>?`",
+                                  _markdown(nb)):
+        assert label in own, (
+            f"{path.name}: {{{role}}}`{label}` points to "
+            f"{'another chapter' if label in elsewhere else 'no label'}; JupyterLab cannot "
+            f"resolve it: write [its title](#{label})")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
 def test_hidden_cells_are_collapsed_in_jupyterlab(path: Path) -> None:
     """Cells the book hides (plumbing) open collapsed in JupyterLab (``source_hidden``)."""
