@@ -321,6 +321,8 @@ def _link_citations(app: Any, doctree: nodes.document) -> None:
     from sphinxcontrib.bibtex.citation_target import parse_citation_targets
     from sphinxcontrib.bibtex.roles import CitationRef
 
+    if "cite" not in app.env.domains:  # no bibliography configured: nothing to cite
+        return
     domain = app.env.get_domain("cite")
     keys = domain.bibdata.data.entries
     for ref in list(doctree.findall(addnodes.pending_xref)):
