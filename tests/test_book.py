@@ -312,10 +312,10 @@ def test_glue_measured_glues_words_for_what_a_run_did_not_measure(
     assert str(glued["t_plateau"]) == "12.5"
     for missing in (None, math.nan, math.inf):
         glue_measured("t_plateau", missing)
-        bundle, _ = glued["t_plateau"]._repr_mimebundle_()  # type: ignore[attr-defined]
+        bundle = glued["t_plateau"]._repr_mimebundle_()  # type: ignore[attr-defined]
         assert bundle == {"text/plain": "(not reached in this run)"}
     glue_measured("t_plateau", None, words="no plateau")
-    assert glued["t_plateau"]._repr_mimebundle_()[0]["text/plain"] == "no plateau"  # type: ignore[attr-defined]
+    assert glued["t_plateau"]._repr_mimebundle_()["text/plain"] == "no plateau"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="words must be a non-empty string"):
         glue_measured("t_plateau", None, words=" ")
     with pytest.raises(ValueError, match="name must be an identifier"):
@@ -343,6 +343,10 @@ def test_glued_values_are_bound_for_eval_in_the_kernel(
     data, _ = format_display_data(words)
     assert data == {"text/plain": "the $x_+$ point", "text/markdown": "the $x_+$ point"}
     assert format_display_data(GluedText("main"))[0] == {"text/plain": "main"}
+    from reluflow.book import glue_measured
+
+    glue_measured("ch_missing", None)  # words where the run measured nothing: bound too
+    assert str(shell.user_ns["ch_missing"]) == "(not reached in this run)"
     glue_number("ch_rate", 0.75)  # gluing a key again replaces the glued value
     assert str(shell.user_ns["ch_rate"]) == "0.75"
     shell.user_ns["m"] = 200  # a chapter's own variable is never overwritten

@@ -472,24 +472,14 @@ def glue_numbers(values: Mapping[str, Any]) -> None:
         glue_number(name, value, fmt)
 
 
-@dataclass(frozen=True)
-class _Words:
-    """Words glued where a number was expected (``{glue}`` shows them as they are)."""
-
-    text: str
-
-    def _repr_mimebundle_(self, include: Any = None,
-                          exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {"text/plain": self.text}, {}
-
-
 def glue_measured(name: str, value: Any, fmt: str = ".3g",
                   words: str = "(not reached in this run)") -> None:
     """Glue a measured number, or ``words`` when the run did not measure it.
 
     ``value`` is ``None`` or not finite when the event that defines it did not happen in
     the run (a plateau that never came, say): the text then reads the words, never
-    ``nan``.  Paste it with ``{glue}`name``` either way.
+    ``nan``.  Bound as ``name`` in the notebook like every glued value; quote it with
+    ``{eval}`name``` either way.
     """
     if value is not None and not isinstance(value, bool) and math.isfinite(float(value)):
         glue_number(name, value, fmt)
@@ -497,9 +487,7 @@ def glue_measured(name: str, value: Any, fmt: str = ".3g",
     _check_key(name)
     if not isinstance(words, str) or not words.strip():
         raise ValueError(f"words must be a non-empty string, got {words!r}")
-    from myst_nb import glue
-
-    glue(name, _Words(words), display=False)
+    _glue(name, GluedText(words))
 
 
 def glue_text(name: str, text: str) -> str:
