@@ -1,19 +1,19 @@
 # Two commands set everything up on a fresh machine: `make book` and `make test`.
 # Both bootstrap .venv from nothing; the stamp makes it idempotent (reinstall only when
-# pyproject.toml changes).
+# pyproject.toml changes).  `make lab` opens the chapters in JupyterLab.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test check book bench lint clean
+.PHONY: venv test check book lab bench lint clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[book,dev,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[book,dev,dask,lab]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
@@ -35,6 +35,12 @@ check: venv
 book: venv
 	env -u RELUFLOW_FAST $(BIN)/jupyter-book build . --all --builder html -W -n --keep-going
 	@echo "book: _build/html/index.html"
+
+# JupyterLab on the book's notebooks (book/), MyST rendered by jupyterlab-myst (the `lab`
+# extra); lab/jupyter_lab_config.py: no request to another machine, no autosave, and
+# --allow-root when run as root.  Extra options: `make lab LAB_ARGS="--port 8890"`.
+lab: venv
+	$(BIN)/jupyter lab --config=lab/jupyter_lab_config.py $(LAB_ARGS)
 
 # The PyTorch baseline runs in its own environment (torch is not a reluflow dependency):
 # torch 2.13.0, the CPU wheel.  `make bench BENCH_ARGS=--quick` for a reduced run.

@@ -13,6 +13,7 @@ from reluflow.book import (
     GLUE_METADATA_KEY,
     CheckList,
     GluedNumber,
+    GluedText,
     animation,
     check_choice,
     check_flag,
@@ -24,6 +25,7 @@ from reluflow.book import (
     glue_number,
     glue_numbers,
     glue_text,
+    live_explorer,
     markdown_table,
     math_number,
     phase_sentence,
@@ -123,7 +125,9 @@ def test_check_seed_and_choice() -> None:
 def test_glued_number_bundle_has_text_markdown_and_exact_value() -> None:
     # format_display_data is what myst_nb.glue calls on the glued object.
     data, meta = format_display_data(GluedNumber(0.1234567891, ".3g"))
-    assert data == {"text/plain": "0.123", "text/markdown": "0.123"}
+    assert data == {"text/plain": "0.123"}  # plain text: inline in the book and in Lab
+    data, _ = format_display_data(GluedNumber(-0.5, ".2f"))
+    assert data == {"text/plain": "−0.50"}
     assert meta[GLUE_METADATA_KEY] == {"value": 0.1234567891, "fmt": ".3g"}
     assert str(GluedNumber(12.0, "g")) == "12"
     # an exponent is typeset: {glue} pastes the Markdown form (MyST-NB prefers it)
@@ -308,11 +312,65 @@ def test_glue_measured_glues_words_for_what_a_run_did_not_measure(
     assert str(glued["t_plateau"]) == "12.5"
     for missing in (None, math.nan, math.inf):
         glue_measured("t_plateau", missing)
-        bundle, _ = glued["t_plateau"]._repr_mimebundle_()  # type: ignore[attr-defined]
+        bundle = glued["t_plateau"]._repr_mimebundle_()  # type: ignore[attr-defined]
         assert bundle == {"text/plain": "(not reached in this run)"}
     glue_measured("t_plateau", None, words="no plateau")
-    assert glued["t_plateau"]._repr_mimebundle_()[0]["text/plain"] == "no plateau"  # type: ignore[attr-defined]
+    assert glued["t_plateau"]._repr_mimebundle_()["text/plain"] == "no plateau"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="words must be a non-empty string"):
         glue_measured("t_plateau", None, words=" ")
     with pytest.raises(ValueError, match="name must be an identifier"):
         glue_measured("2nd", None)
+
+
+class _Shell:
+    """Stands in for the kernel's IPython shell: its user namespace."""
+
+    def __init__(self) -> None:
+        self.user_ns: dict[str, object] = {}
+
+
+def test_glued_values_are_bound_for_eval_in_the_kernel(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import IPython
+
+    shell = _Shell()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    number = glue_number("ch_rate", 0.5, ".2f")
+    assert shell.user_ns["ch_rate"] is number
+    glue_text("ch_words", "the $x_+$ point")
+    words = shell.user_ns["ch_words"]
+    assert isinstance(words, GluedText) and str(words) == "the $x_+$ point"
+    data, _ = format_display_data(words)
+    assert data == {"text/plain": "the $x_+$ point", "text/markdown": "the $x_+$ point"}
+    assert format_display_data(GluedText("main"))[0] == {"text/plain": "main"}
+    from reluflow.book import glue_measured
+
+    glue_measured("ch_missing", None)  # words where the run measured nothing: bound too
+    assert str(shell.user_ns["ch_missing"]) == "(not reached in this run)"
+    glue_number("ch_rate", 0.75)  # gluing a key again replaces the glued value
+    assert str(shell.user_ns["ch_rate"]) == "0.75"
+    shell.user_ns["m"] = 200  # a chapter's own variable is never overwritten
+    with pytest.raises(ValueError, match="'m' is already a notebook variable"):
+        glue_number("m", 1.0)
+    assert shell.user_ns["m"] == 200
+    capsys.readouterr()
+
+
+def test_live_explorer_starts_at_the_chapter_parameters() -> None:
+    params = {"FAST": True, "SEED": 3, "KAPPA": 1e-6, "DELTA": 0.4, "P": 0.8, "M": 100,
+              "T_MAX": 1e30, "N_SEEDS": 6}
+    panel = live_explorer(params)
+    st = panel.state()
+    assert (st.kappa, st.delta, st.p, st.m, st.seed, st.t_max, st.loss) == (
+        1e-6, 0.4, 0.8, 100, 3, 1e30, "exp")
+    assert panel.runs == 0 and panel.note.value == ""  # FAST: drawn on the first change
+    assert live_explorer(params, t_max=80.0, loss="logistic").state().t_max == 80.0
+    moved = live_explorer({**params, "KAPPA": 1e-15, "M": 2000})
+    assert moved.state().kappa == 1e-12 and moved.state().m == 1000
+    assert "kappa = 1e-12 (not 1e-15)" in moved.note.value
+    with pytest.raises(ValueError, match="unknown explorer values"):
+        live_explorer(params, width=3)
+    with pytest.raises(ValueError, match="parameters must be a mapping"):
+        live_explorer([("KAPPA", 1e-6)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="FAST must be a boolean"):
+        live_explorer({**params, "FAST": 1})

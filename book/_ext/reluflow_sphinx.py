@@ -1,6 +1,6 @@
 """Sphinx extension used by the book build (``_config.yml``: ``sphinx.extra_extensions``).
 
-Eight small jobs:
+Eleven small jobs:
 
 * the run mode is part of the build environment: the configuration value
   ``reluflow_fast`` defaults to :func:`reluflow.book.fast_default` (the environment
@@ -11,9 +11,11 @@ Eight small jobs:
   documented home (``reluflow.engine.data.Dataset``), so docstrings can name objects the way
   users import them while ``-n`` (nitpicky) still checks them;
 * matplotlib's ``to_jshtml`` animations link Font Awesome 4.4 from a CDN for their button
-  icons; the theme already ships Font Awesome, which draws the same ``fa fa-*`` icons, so
-  the link is dropped and the book makes no third-party request (it reads offline, and
-  the browser test can insist on that);
+  icons; the book's own player (:func:`reluflow.viz.animation.offline_player`) draws them
+  inline and has no link, and any other such output has the link dropped
+  (:func:`reluflow.viz.animation.drop_cdn_font_awesome`; the theme ships Font Awesome), so
+  the book makes no third-party request (it reads offline, and the browser test can insist
+  on that);
 * before any page is read (``builder-inited``), it runs ``book/_static/make_overview.py``
   (if present under the source folder) to regenerate ``book/_static/overview.html``, the
   introduction's overview figure, so every build path (``make book``, the browser test's
@@ -34,7 +36,22 @@ Eight small jobs:
   copied there at the end of the build, so the HTML works with no network;
 * the repository URL is one setting, ``repository.url`` in ``_config.yml``: when it is
   set, the page header gets the repository, issue and launch (Binder, Colab) buttons;
-  when it is empty, none of them (a button to a placeholder would lead nowhere).
+  when it is empty, none of them (a button to a placeholder would lead nowhere);
+* one syntax for computed values that the book and JupyterLab both render: the chapters
+  quote a glued value with ``{eval}`name``` (:mod:`reluflow.book` binds each glued
+  object under its key in the kernel, so jupyterlab-myst evaluates the role there), and
+  the build makes ``eval`` MyST-NB's glue paste role, so it pastes the glued output with
+  execution off too (the test pipeline builds papermill outputs); a ``figure`` directive
+  without an image whose first paragraph is ``{eval}`key``` (what jupyterlab-myst
+  renders as a figure) is MyST-NB's ``glue:figure`` of ``key`` (:class:`EvalFigure`);
+* citations that read in JupyterLab too: the chapters cite with a Markdown link to a
+  bibliography key, ``[Wang & Ma (2023)](#wang2023multiphase)`` (JupyterLab shows the
+  link text), and the build makes each such link sphinxcontrib-bibtex's citation of the
+  key, ``{cite:p}`` when the link text starts with a parenthesis, ``{cite:t}`` otherwise
+  (:func:`citation_kind`), so the bibliography lists it and ``-n`` checks the key;
+  likewise a link to another page's proposition, ``[Plateau escape](#prop-plateau-escape)``
+  (JupyterLab resolves ``{prf:ref}`` only within a notebook), is sphinx-proof's reference
+  to it, with the link text (:class:`ProofLinks`).
 """
 
 from __future__ import annotations
@@ -49,22 +66,24 @@ from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
+from sphinx.directives.patches import Figure
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxDirective
 
 from reluflow.book import fast_default
-
-#: The stylesheet link matplotlib's jshtml template puts before every animation.
-_CDN_FONT_AWESOME = re.compile(
-    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/'
-    r'4\.4\.0/css/font-awesome\.min\.css">\s*'
-)
+from reluflow.viz.animation import drop_cdn_font_awesome
 
 __all__ = [
+    "EVAL_FIGURE",
     "EXPLORER_CLASS",
     "MATHJAX_SKIP",
     "OVERVIEW_SCRIPT",
+    "EvalFigure",
     "PanelsFigure",
+    "ProofLinks",
     "canonical_name",
+    "citation_kind",
     "copy_mathjax",
     "drop_cdn_font_awesome",
     "mathjax_source",
@@ -125,11 +144,6 @@ def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     return env.get_domain("py").resolve_xref(
         env, node["refdoc"], app.builder, node["reftype"], canonical, retry, contnode
     )
-
-
-def drop_cdn_font_awesome(html: str) -> str:
-    """Remove matplotlib's Font Awesome 4.4 CDN ``<link>`` from an HTML output."""
-    return _CDN_FONT_AWESOME.sub("", html)
 
 
 def _drop_cdn_links(app: Any, doctree: nodes.document, docname: str) -> None:
@@ -234,6 +248,121 @@ class PanelsFigure(SphinxDirective):
         return [figure]
 
 
+#: The first paragraph of a figure without an image: the ``{eval}`` of a glued figure.
+EVAL_FIGURE = re.compile(r"\{eval\}`([A-Za-z]\w*)`")
+
+
+class EvalFigure(Figure):
+    """``figure``: with an image argument, Sphinx's figure; without one, a glued figure.
+
+    Without an argument the content must start with a paragraph that is exactly
+    ``{eval}`key```; the rest is the caption (and legend), and the directive is MyST-NB's
+    ``glue:figure`` of ``key`` with the same options (``:name:`` for ``numref``).  This is
+    the form JupyterLab's MyST renderer shows as a numbered figure, with the value the
+    kernel evaluates.
+    """
+
+    required_arguments = 0
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        if self.arguments:
+            return super().run()
+        lines = list(self.content)
+        end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+        first = " ".join(line.strip() for line in lines[:end])
+        found = EVAL_FIGURE.fullmatch(first)
+        if found is None:
+            raise self.error("a figure without an image must start with the paragraph "
+                             f"{{eval}}`key` of a glued figure, got {first!r}")
+        skip = next((i for i in range(end, len(lines)) if lines[i].strip()), len(lines))
+        caption = StringList(lines[skip:], items=self.content.items[skip:])
+        from myst_nb.ext.glue.directives import PasteFigureDirective
+
+        paste = PasteFigureDirective(
+            "glue:figure", [found.group(1)], dict(self.options), caption, self.lineno,
+            self.content_offset + skip, self.block_text, self.state, self.state_machine)
+        result: list[nodes.Node] = paste.run()
+        return result
+
+
+def _eval_pastes_glue(app: Any) -> None:
+    """``builder-inited`` handler: ``eval`` is MyST-NB's glue paste role (any mime type).
+
+    Registered after every extension's ``setup`` (MyST-NB registers its own ``eval``,
+    which needs a live kernel during the parse).
+    """
+    from myst_nb.ext.glue.roles import PasteRoleAny
+
+    app.add_role("eval", PasteRoleAny(), override=True)
+
+
+def citation_kind(text: str) -> str:
+    """The citation role of a link to a bibliography key: ``"p"`` or ``"t"``.
+
+    ``[(Wang & Ma, 2023)](#key)`` is parenthetical (``{cite:p}``), anything else, e.g.
+    ``[Wang & Ma (2023)](#key)``, names the authors in the sentence (``{cite:t}``).
+
+    >>> citation_kind("(Wang & Ma, 2023)"), citation_kind("Wang & Ma (2023)")
+    ('p', 't')
+    """
+    return "p" if text.lstrip().startswith("(") else "t"
+
+
+def _link_citations(app: Any, doctree: nodes.document) -> None:
+    """``doctree-read`` handler: a link ``[text](#key)`` to a bibliography key is a citation.
+
+    MyST-Parser leaves such a link, which no label of the page matches, as a ``myst``
+    cross-reference to ``key``; it becomes the node sphinxcontrib-bibtex's
+    ``cite:p``/``cite:t`` role builds, and the citation is recorded in its domain, as the
+    role does (so the bibliography lists it).
+    """
+    from sphinx import addnodes
+    from sphinxcontrib.bibtex.citation_target import parse_citation_targets
+    from sphinxcontrib.bibtex.roles import CitationRef
+
+    if "cite" not in app.env.domains:  # no bibliography configured: nothing to cite
+        return
+    domain = app.env.get_domain("cite")
+    keys = domain.bibdata.data.entries
+    for ref in list(doctree.findall(addnodes.pending_xref)):
+        key = str(ref.get("reftarget", ""))
+        if ref.get("reftype") != "myst" or ref.get("refdomain") or key not in keys:
+            continue
+        kind = citation_kind(ref.astext())
+        rawtext = f"{{cite:{kind}}}`{key}`"
+        xref = addnodes.pending_xref(rawtext, refdoc=app.env.docname, refdomain="cite",
+                                     reftype=kind, refexplicit=False, refwarn=False,
+                                     reftarget=key)
+        xref += nodes.inline(rawtext, key, classes=["xref", "cite", f"cite-{kind}"])
+        xref.source, xref.line = ref.source, ref.line
+        doctree.note_explicit_target(xref, xref)
+        domain.citation_refs.append(CitationRef(
+            citation_ref_id=xref["ids"][0], docname=app.env.docname, line=ref.line or 0,
+            targets=list(parse_citation_targets(key))))
+        ref.replace_self(xref)
+
+
+class ProofLinks(SphinxPostTransform):
+    """A link ``[title](#label)`` to a ``prf`` label (a proposition) is a ``prf:ref``.
+
+    MyST-Parser would resolve such a link through every domain's ``resolve_any_xref``,
+    which sphinx-proof answers only for its own ``prf`` references; so, before MyST's
+    resolver (priority 9), the link becomes one, shown with the link's text.
+    """
+
+    default_priority = 5
+
+    def run(self, **kwargs: Any) -> None:
+        from sphinx import addnodes
+
+        proofs = getattr(self.env, "proof_list", {})
+        for node in self.document.findall(addnodes.pending_xref):
+            if (node.get("reftype") == "myst" and not node.get("refdomain")
+                    and node.get("reftarget") in proofs):
+                node["refdomain"], node["reftype"] = "prf", "ref"
+
+
 def mathjax_source() -> Path:
     """The ``es5`` folder of MathJax 3.2.2 in the ``django-static-mathjax`` package.
 
@@ -299,7 +428,7 @@ def _set_buttons(app: Any, config: Any) -> None:
 
 
 def setup(app: Any) -> dict[str, Any]:
-    """Register ``reluflow_fast`` (``rebuild="env"``) and the handlers above."""
+    """Register ``reluflow_fast`` (``rebuild="env"``), the handlers and directives above."""
     app.add_config_value("reluflow_fast", fast_default(), "env", types=[bool])
     app.connect("config-inited", _set_buttons)
     app.connect("build-finished", _copy_mathjax)
@@ -309,5 +438,9 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("html-page-context", _dedupe_scripts)
     app.connect("build-finished", _write_explorer_bundle)
     app.connect("builder-inited", _make_overview)
+    app.connect("builder-inited", _eval_pastes_glue)
+    app.connect("doctree-read", _link_citations)
+    app.add_post_transform(ProofLinks)
     app.add_directive("panels-figure", PanelsFigure)
+    app.add_directive("figure", EvalFigure, override=True)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

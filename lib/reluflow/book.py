@@ -12,6 +12,11 @@ lists them; ``tests/chapters/test_book_structure.py`` checks them):
 * numbers quoted in the text are glued with :func:`glue_number` (typeset as MyST maths
   when they carry an exponent), words with :func:`glue_text`, figures with
   :func:`glue_figure`; tables are Markdown (:func:`markdown_table`), never raw text;
+* the text quotes a glued value with ``{eval}`name```: each glue also binds ``name`` in
+  the notebook's namespace, so JupyterLab with jupyterlab-myst evaluates the role in the
+  kernel and shows the same value, and the book's Sphinx extension makes ``eval`` paste
+  the glued output (a figure is a ``figure`` directive without an image whose first
+  paragraph is the ``{eval}`` of the glued figure);
 * the claims are asserted with a :class:`CheckList`, whose :meth:`CheckList.finish`
   shows one admonition ("N of N checks passed", the table of checks folded) and glues
   ``checks_passed`` and ``checks_count``.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +44,7 @@ from reluflow.runs.config import FIELDS, ConfigError, Field
 
 __all__ = [
     "BOOK_RANGES",
+    "EXPLORER_PARAMETERS",
     "FAST_ENV",
     "FLAGS",
     "GLUE_METADATA_KEY",
@@ -45,6 +52,7 @@ __all__ = [
     "Check",
     "CheckList",
     "GluedNumber",
+    "GluedText",
     "animation",
     "check_choice",
     "check_flag",
@@ -57,6 +65,7 @@ __all__ = [
     "glue_number",
     "glue_numbers",
     "glue_text",
+    "live_explorer",
     "markdown_table",
     "math_number",
     "phase_sentence",
@@ -327,11 +336,13 @@ def check_parameters(values: Mapping[str, Any], **ranges: Range) -> tuple[Any, .
 class GluedNumber:
     """A number as glued into the book: formatted text plus the exact value.
 
-    Its display bundle is ``text/plain`` = ``format(value, fmt)`` and ``text/markdown`` =
-    :func:`math_number` (what ``{glue}`name``` shows in the book: an exponent is
-    typeset, ``1e-06`` reads :math:`10^{-6}`); the output's metadata carries the exact
-    value under :data:`GLUE_METADATA_KEY` as ``{"value": value, "fmt": fmt}``, which the
-    notebook tests read back at full precision.
+    Its display bundle is :func:`math_number`'s text (what ``{eval}`name``` shows): as
+    ``text/plain`` alone when it is plain text (``0.25``, ``−0.5``: shown inline as text in
+    the book and in JupyterLab), and as ``text/markdown`` (with ``text/plain`` =
+    ``format(value, fmt)``) when an exponent is typeset as maths (``1e-06`` reads
+    :math:`10^{-6}`); the output's metadata carries the exact value under
+    :data:`GLUE_METADATA_KEY` as ``{"value": value, "fmt": fmt}``, which the notebook
+    tests read back at full precision.
     """
 
     value: float
@@ -344,7 +355,37 @@ class GluedNumber:
         self, include: Any = None, exclude: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         meta = {GLUE_METADATA_KEY: {"value": self.value, "fmt": self.fmt}}
-        return {"text/plain": str(self), "text/markdown": math_number(self.value, self.fmt)}, meta
+        text = math_number(self.value, self.fmt)
+        if "$" not in text:
+            return {"text/plain": text}, meta
+        return {"text/plain": str(self), "text/markdown": text}, meta
+
+
+#: Characters that make a glued text Markdown rather than plain words.
+_MARKUP = re.compile(r"[$*_`\[\]|#<>\\{}]")
+
+
+@dataclass(frozen=True)
+class GluedText:
+    """Text as glued into the book: ``text/markdown`` when it has markup, else plain.
+
+    The book pastes Markdown as MyST (maths, emphasis) and plain words as text, and
+    JupyterLab's ``{eval}`` renders either; plain words stay inline text in both
+    (JupyterLab shows a Markdown value as a block of its own).
+
+    >>> sorted(GluedText("main")._repr_mimebundle_()), len(GluedText("$x_+$")._repr_mimebundle_())
+    (['text/plain'], 2)
+    """
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        if _MARKUP.search(self.text) is None:
+            return {"text/plain": self.text}
+        return {"text/plain": self.text, "text/markdown": self.text}
 
 
 def _check_key(name: Any) -> str:
@@ -353,12 +394,42 @@ def _check_key(name: Any) -> str:
     return name
 
 
+def _glued_types() -> tuple[type, ...]:
+    from reluflow.viz.plots.panels import Panels
+
+    return (GluedNumber, GluedText, Panels)
+
+
+def _glue(name: str, obj: Any) -> None:
+    """``myst_nb.glue(name, obj, display=False)``, and ``name = obj`` in the notebook.
+
+    The binding (in IPython's user namespace, when running in a kernel) is what
+    JupyterLab's ``{eval}`name``` reads.  A key that is already a notebook variable of
+    another kind is refused, so gluing never overwrites a chapter's own variable.
+    """
+    from IPython import get_ipython
+    from myst_nb import glue
+
+    shell = get_ipython()
+    namespace: dict[str, Any] | None = getattr(shell, "user_ns", None)
+    if namespace is not None:
+        old = namespace.get(name)
+        if old is not None and not isinstance(old, _glued_types()):
+            raise ValueError(
+                f"glue key {name!r} is already a notebook variable ({type(old).__name__}); "
+                f"glue under another name (the text shows it with {{eval}}`{name}`)")
+    glue(name, obj, display=False)
+    if namespace is not None:
+        namespace[name] = obj
+
+
 def glue_number(name: str, value: Any, fmt: str = ".3g") -> GluedNumber:
     r"""Glue a finite number under ``name`` so the book text can quote it.
 
-    Wraps :func:`myst_nb.glue` (imported lazily, ``display=False``).  In the text write
-    ``{glue}`name``` (the number formatted with ``fmt``, exponents as maths), or
-    ``{glue:text}`name:.2f``` for another format.
+    Wraps :func:`myst_nb.glue` (imported lazily, ``display=False``) and binds ``name`` in
+    the notebook's namespace.  In the text write ``{eval}`name``` (the number formatted
+    with ``fmt``, exponents as maths): the book pastes the glued value, JupyterLab
+    evaluates ``name`` in the kernel; both show the same text.
 
     Parameters
     ----------
@@ -387,10 +458,8 @@ def glue_number(name: str, value: Any, fmt: str = ".3g") -> GluedNumber:
         raise ValueError(
             f"fmt must be a format spec for floats (e.g. '.3g'), got {fmt!r}"
         ) from None
-    from myst_nb import glue
-
     obj = GluedNumber(x, fmt)
-    glue(name, obj, display=False)
+    _glue(name, obj)
     return obj
 
 
@@ -403,24 +472,14 @@ def glue_numbers(values: Mapping[str, Any]) -> None:
         glue_number(name, value, fmt)
 
 
-@dataclass(frozen=True)
-class _Words:
-    """Words glued where a number was expected (``{glue}`` shows them as they are)."""
-
-    text: str
-
-    def _repr_mimebundle_(self, include: Any = None,
-                          exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {"text/plain": self.text}, {}
-
-
 def glue_measured(name: str, value: Any, fmt: str = ".3g",
                   words: str = "(not reached in this run)") -> None:
     """Glue a measured number, or ``words`` when the run did not measure it.
 
     ``value`` is ``None`` or not finite when the event that defines it did not happen in
     the run (a plateau that never came, say): the text then reads the words, never
-    ``nan``.  Paste it with ``{glue}`name``` either way.
+    ``nan``.  Bound as ``name`` in the notebook like every glued value; quote it with
+    ``{eval}`name``` either way.
     """
     if value is not None and not isinstance(value, bool) and math.isfinite(float(value)):
         glue_number(name, value, fmt)
@@ -428,33 +487,33 @@ def glue_measured(name: str, value: Any, fmt: str = ".3g",
     _check_key(name)
     if not isinstance(words, str) or not words.strip():
         raise ValueError(f"words must be a non-empty string, got {words!r}")
-    from myst_nb import glue
-
-    glue(name, _Words(words), display=False)
+    _glue(name, GluedText(words))
 
 
 def glue_text(name: str, text: str) -> str:
     """Glue Markdown text (words, a sentence with MyST maths) under ``name``.
 
-    Paste it with ``{glue:md}`name```.  Returns ``text``.
+    A :class:`GluedText`, bound as ``name`` in the notebook; quote it with
+    ``{eval}`name```.  Returns ``text``.
     """
     _check_key(name)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text glued as {name!r} must be a non-empty string, got {text!r}")
-    from IPython.display import Markdown
-    from myst_nb import glue
-
-    glue(name, Markdown(text), display=False)
+    _glue(name, GluedText(text))
     return text
 
 
 def glue_figure(name: str, figure: Any) -> Any:
-    """Glue a book figure (:class:`reluflow.viz.plots.Panels`) for a ``glue:figure``.
+    """Glue a book figure (:class:`reluflow.viz.plots.Panels`), bound as ``name`` too.
 
-    In the text::
+    In the text, a ``figure`` without an image whose first paragraph is the figure's
+    ``{eval}`` (the book's Sphinx extension pastes the glued figure there; JupyterLab
+    evaluates it)::
 
-        ```{glue:figure} name
+        ```{figure}
         :name: fig-name
+
+        {eval}`name`
 
         Caption: what to see.
         ```
@@ -466,10 +525,55 @@ def glue_figure(name: str, figure: Any) -> Any:
     _check_key(name)
     if not isinstance(figure, Panels):
         raise ValueError(f"figure must be a reluflow.plots.Panels, got {type(figure).__name__}")
-    from myst_nb import glue
-
-    glue(name, figure, display=False)
+    _glue(name, figure)
     return figure
+
+
+#: The chapter parameters the live explorer starts from, and the explorer field of each.
+EXPLORER_PARAMETERS: dict[str, str] = {**PARAMETER_FIELDS, "LOSS": "loss"}
+
+
+def live_explorer(parameters: Mapping[str, Any], **values: Any) -> Any:
+    """The live explorer (:func:`reluflow.viz.widgets.explorer`) at the chapter's parameters.
+
+    Its starting values are the chapter's parameters of :data:`EXPLORER_PARAMETERS`
+    (``KAPPA``, ``DELTA``, ``P``, ``M``, ``SEED``, ``T_MAX``, ``LOSS``) found in
+    ``parameters`` (pass ``globals()``), then ``values`` (explorer fields, e.g.
+    ``t_max=...``).  A value outside the explorer's range (``FIELDS[name].explore``) starts
+    at the nearest end of it, and the panel says so.  With ``FAST`` true the first figure
+    is drawn on the first change (or *Run*), so a quick build does not wait for it.
+
+    >>> panel = live_explorer({"FAST": True, "KAPPA": 1e-6, "M": 5000, "T_MAX": 80.0})
+    >>> panel.state().m, panel.state().t_max, panel.runs
+    (1000, 80.0, 0)
+    >>> panel.note.value
+    '<i>Starting values moved into the explorer&#x27;s range: m = 1000 (not 5000).</i>'
+    """
+    from reluflow.viz.widgets import ExplorerState, explorer
+
+    if not isinstance(parameters, Mapping):
+        raise ValueError(f"parameters must be a mapping (e.g. globals()), got "
+                         f"{type(parameters).__name__}")
+    start = {fld: parameters[name] for name, fld in EXPLORER_PARAMETERS.items()
+             if name in parameters}
+    unknown = sorted(set(values) - set(EXPLORER_PARAMETERS.values()))
+    if unknown:
+        raise ValueError(f"unknown explorer values {unknown}; allowed: "
+                         f"{sorted(EXPLORER_PARAMETERS.values())}")
+    start.update(values)
+    moved = []
+    for name, value in start.items():
+        rng = FIELDS[name].explore if name in FIELDS else None
+        if rng is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            near = min(max(value, rng[0]), rng[1])
+            if near != value:
+                near = int(near) if FIELDS[name].kind == "int" else near
+                moved.append(f"{name} = {near:g} (not {value:g})")
+                start[name] = near
+    note = ("Starting values moved into the explorer's range: " + ", ".join(moved) + "."
+            if moved else "")
+    fast = check_flag("FAST", parameters.get("FAST", False))
+    return explorer(ExplorerState(**start), run=not fast, note=note)
 
 
 def animation(traj: Any, data: Any, *, frames: int, seed: int = 0,

@@ -108,6 +108,32 @@ def test_mirror_params_map_the_mirror_run_onto_the_main_one() -> None:
         saddle.mirror_params(data, rf.init_network(3, 3, 1e-3, seed=0))
 
 
+def _escape(data: rf.TwoPointData, kappa: float, loss: str) -> tuple[float, float | None]:
+    """The predicted and the measured saddle escape of one run (40 neurons, seed 0)."""
+    params = rf.init_network(40, 2, kappa, seed=0)
+    t_pred = saddle.predicted_escape(data, params, kappa, loss)
+    t_max = 1.5 * t_pred
+    run = rf.gradient_flow(params, data, t_max, times=np.linspace(0.0, t_max, 601), loss=loss)
+    return t_pred, rf.detect_phases(run, data).t_escape
+
+
+@pytest.mark.parametrize(("delta", "p", "loss"), [(0.3, 0.7, "exp"), (0.5, 0.35, "exp"),
+                                                 (0.3, 0.7, "logistic")])
+def test_predicted_escape_main_and_mirror(delta: float, p: float, loss: str) -> None:
+    t_pred, t_esc = _escape(rf.TwoPointData(delta, p), 1e-6, loss)
+    # the O(1) term of this initialization: 0.3 (a linearised 1 % drop) times c
+    assert t_esc == pytest.approx(t_pred, abs=0.3 * rf.theory.loss_scale(loss))
+
+
+def test_predicted_escape_intermediate_is_the_leading_order() -> None:
+    data = rf.TwoPointData(0.8, 0.55)
+    (p6, t6), (p12, t12) = _escape(data, 1e-6, "exp"), _escape(data, 1e-12, "exp")
+    assert p6 == rf.theory.saddle_escape_time(data, 1e-6)
+    assert t6 is not None and t12 is not None and t6 < p6  # escapes within the window
+    # no O(1) term is derived here: the slope in log(1/kappa) is what is predicted (3 %)
+    assert (t12 - t6) / (p12 - p6) == pytest.approx(1.0, rel=0.03)
+
+
 @pytest.mark.slow
 def test_escape_sweep_slope_and_errors() -> None:
     data = rf.TwoPointData(0.3, 0.7)

@@ -165,6 +165,39 @@ def test_saddle_escape_time_and_slope() -> None:
     assert th.saddle_escape_time(data, 1e-6) == pytest.approx(math.log(1e6) / nm)
 
 
+def test_logistic_loss_escape_time_and_plateau_level() -> None:
+    """The logistic flow near the origin is the exponential one at half speed (c = 2)."""
+    data = TwoPointData(0.3, 0.7)
+    level = th.plateau_level(data, "logistic")
+    assert level == pytest.approx(0.3 * math.log(2.0))
+    gaps = []
+    for kappa in (1e-6, 1e-12):
+        params = init_network(300, 2, kappa, seed=0)
+        t_max = 1.2 * th.horizon(0.3, 0.7, kappa, "logistic")
+        times = np.concatenate([[0.0], np.linspace(0.5, t_max, 1200)])
+        traj = gradient_flow(params, data, t_max, times=times, loss="logistic")
+        rep = ph.detect_phases(traj, data)
+        assert rep.t_escape is not None and rep.t_plateau_escape is not None
+        # the exponential loss's tolerances (0.3 and 0.6, see above) stretched by c = 2
+        assert rep.t_escape == pytest.approx(
+            th.saddle_escape_time(data, params=params, loss="logistic"), abs=0.6)
+        assert rep.t_escape == pytest.approx(
+            th.saddle_escape_time(data, kappa, m=300, loss="logistic"), abs=1.2)
+        gaps.append(rep.values["plateau_loss"] - level)
+    # the loss creeps down to the level from above, closer for a longer plateau
+    assert 0.0 < gaps[1] < gaps[0]
+    for name, level_exp in (("main", 0.3), ("mirror", 0.3), ("intermediate", 0.4)):
+        d = {"main": TwoPointData(0.3, 0.7), "mirror": TwoPointData(0.3, 0.3),
+             "intermediate": TwoPointData(1.0, 0.6)}[name]
+        assert th.plateau_level(d) == pytest.approx(level_exp)
+        assert th.plateau_level(d, "logistic") == pytest.approx(level_exp * math.log(2.0))
+    assert th.loss_at_origin("exp") == 1.0
+    with pytest.raises(ValueError, match="loss"):
+        th.plateau_level(data, "hinge")
+    with pytest.raises(ValueError, match="drop must be below"):
+        th.saddle_escape_time(data, 1e-6, drop=0.9, loss="logistic")
+
+
 def test_escape_rate_regimes() -> None:
     assert th.escape_rate(TwoPointData(0.3, 0.7)) == pytest.approx(
         th.condensation_rate(TwoPointData(0.3, 0.7)))

@@ -23,9 +23,12 @@ BIN = Path(sys.executable).parent
 #: Key that reluflow.book.glue_number puts in a glue output's metadata.
 GLUE_METADATA_KEY = "reluflow"
 
-#: `{glue}`key``, `{glue:text}`key:.2f``, `{glue:md}`key`` ... and ```{glue:figure} key``.
-_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:\s]+)(?::[^`]*)?`")
-_GLUE_DIRECTIVE = re.compile(r"^(?:```|:::)\{glue(?::[a-z]+)?\}\s+([^\s`]+)", re.MULTILINE)
+#: `{eval}`key``: the text quotes a glued value (figures included: a ``figure`` directive
+#: without an image whose first paragraph is the ``{eval}`` of the glued figure); and the
+#: forms the chapters must not use (JupyterLab cannot render them): `{glue}`key``,
+#: `{glue:md}`key`` ... and ```{glue:figure} key``.
+EVAL_ROLE = re.compile(r"\{eval\}`([^`]+)`")
+GLUE_FORMS = re.compile(r"\{glue(?::[a-z]+)?\}")
 
 
 def toc_entries() -> list[str]:
@@ -124,13 +127,11 @@ def visible_code_cells(nb: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def glue_references(nb: dict[str, Any]) -> set[str]:
-    """Glue keys the notebook's markdown cells paste (roles and directives)."""
+    """Glue keys the notebook's markdown cells quote with ``{eval}`` (figures included)."""
     keys: set[str] = set()
     for cell in nb["cells"]:
         if cell["cell_type"] == "markdown":
-            text = source(cell)
-            keys.update(_GLUE_ROLE.findall(text))
-            keys.update(_GLUE_DIRECTIVE.findall(text))
+            keys.update(EVAL_ROLE.findall(source(cell)))
     return keys
 
 

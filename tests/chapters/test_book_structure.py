@@ -10,12 +10,15 @@ import ast
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 import yaml
 from booktools import (
     BOOK,
+    GLUE_FORMS,
+    HIDDEN_TAGS,
     ROOT,
     assigned_names,
     book_notebooks,
@@ -53,6 +56,36 @@ INTERNAL = re.compile(r"notes\.md|project notes|THEORY\.md|s_notes|\bnotes\b est
                       r"/work/|/tmp/|cProfile", re.IGNORECASE)
 
 
+def _installed_kernel() -> dict[str, str]:
+    """The kernelspec of the ``python3`` kernel ``make venv`` installs (ipykernel's)."""
+    from ipykernel.kernelspec import get_kernel_dict
+
+    spec = get_kernel_dict()
+    return {"display_name": spec["display_name"], "language": spec["language"],
+            "name": "python3"}
+
+
+#: The kernelspec every chapter is saved with: the one `make venv` installs
+#: (`ipykernel install --sys-prefix --name python3`), so JupyterLab opens it unmodified.
+LAB_KERNEL = _installed_kernel()
+
+def _kernel_language() -> dict[str, Any]:
+    """The ``language_info`` the kernel reports (JupyterLab writes it into the notebook)."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    return dict(IPythonKernel.language_info)
+
+
+#: The language information every chapter is saved with, the kernel's: JupyterLab writes
+#: it into the notebook when the kernel starts, so a notebook without it opens modified.
+#: The Python version is compared up to the minor release (the Makefile's python3.11).
+LAB_LANGUAGE = _kernel_language()
+
+#: Citations: a Markdown link to a bibliography key (JupyterLab shows the text, the book's
+#: extension makes it a citation); a {cite} role would show as an unresolved key in Lab.
+CITATION = re.compile(r"\[([^\]]+)\]\(#([\w:-]+)\)")
+
+
 def _markdown(nb: dict) -> str:
     return "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
 
@@ -82,9 +115,16 @@ def test_book_pages_live_in_book_folder() -> None:
 def test_notebook_is_valid_and_committed_without_outputs(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", (
-        f"{path.name}: kernelspec name must be 'python3'"
+    assert dict(nb.metadata.get("kernelspec", {})) == LAB_KERNEL, (
+        f"{path.name}: kernelspec must be {LAB_KERNEL} (the kernel `make` installs, so "
+        "JupyterLab opens the notebook unmodified)"
     )
+    language = dict(nb.metadata.get("language_info", {}))
+    version = str(language.pop("version", ""))
+    expected = {k: v for k, v in LAB_LANGUAGE.items() if k != "version"}
+    assert language == expected and version.split(".")[:2] == LAB_LANGUAGE["version"].split(
+        ".")[:2], (f"{path.name}: language_info must be the kernel's, {LAB_LANGUAGE} (JupyterLab "
+                   "writes it when the kernel starts, so a notebook without it opens modified)")
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             assert not cell.outputs, f"{path.name}: code cell {i} has outputs; clear them"
@@ -154,10 +194,67 @@ def test_glue_references_are_glued(path: Path) -> None:
         # glued literally, by an f-string key with that prefix, or by CheckList.finish
         assert re.search(rf"""["']{re.escape(key)}["']""", code) or key in (
             "checks_passed", "checks_count") or any(key.startswith(p) for p in prefixes), (
-            f"{path.name}: text pastes {{glue}}`{key}` but no code cell glues {key!r}")
+            f"{path.name}: text quotes {{eval}}`{key}` but no code cell glues {key!r}")
 
 
-_FIGURE = re.compile(r"^```\{glue:figure\} (\w+)\n:name: ([\w-]+)\n\n(.+?)\n```",
+def _bib_keys() -> set[str]:
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    text = "\n".join((ROOT / bib).read_text(encoding="utf-8") for bib in cfg["bibtex_bibfiles"])
+    return set(re.findall(r"^@\w+\{([^,\s]+),", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_text_reads_the_same_in_jupyterlab(path: Path) -> None:
+    """Convention 5: only forms JupyterLab (jupyterlab-myst) renders as the book does."""
+    text = _markdown(read_notebook(path))
+    glue = GLUE_FORMS.search(text)
+    assert glue is None, (
+        f"{path.name}: {glue.group(0)} shows the key, not the value, in JupyterLab; quote a "
+        "glued value with {eval}`key` (a figure: a figure directive whose first paragraph "
+        "is {eval}`fig_key`)")
+    cite = re.search(r"\{cite(?::\w+)?\}`[^`]*`", text)
+    assert cite is None, (
+        f"{path.name}: {cite.group(0)} is an unresolved key in JupyterLab; cite with a link "
+        "to the key, [Wang & Ma (2023)](#wang2023multiphase) or [(Wang & Ma, 2023)](#...)")
+    keys = _bib_keys()
+    for shown, key in CITATION.findall(text):
+        if key in keys:
+            assert re.search(r"\b(19|20)\d\d\b", shown), (
+                f"{path.name}: the citation [{shown}](#{key}) names the year")
+
+
+def _labels(nb: dict) -> set[str]:
+    return set(re.findall(r"^:(?:label|name): ([\w-]+)$", _markdown(nb), re.MULTILINE))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_references_to_other_chapters_are_links(path: Path) -> None:
+    """JupyterLab resolves {prf:ref}/{numref}/{ref} only within the notebook: a reference to
+    another chapter's label is a link, ``[Plateau escape](#prop-plateau-escape)``, which
+    the book resolves across pages and Lab shows as its text."""
+    nb = read_notebook(path)
+    own = _labels(nb)
+    elsewhere = set().union(*(_labels(read_notebook(p)) for p in NOTEBOOKS if p != path))
+    for role, label in re.findall(r"\{(prf:ref|numref|ref)\}`(?:[^`<]*<)?([\w-]+)>?`",
+                                  _markdown(nb)):
+        assert label in own, (
+            f"{path.name}: {{{role}}}`{label}` points to "
+            f"{'another chapter' if label in elsewhere else 'no label'}; JupyterLab cannot "
+            f"resolve it: write [its title](#{label})")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NB_IDS)
+def test_hidden_cells_are_collapsed_in_jupyterlab(path: Path) -> None:
+    """Cells the book hides (plumbing) open collapsed in JupyterLab (``source_hidden``)."""
+    for i, cell in enumerate(code_cells(read_notebook(path))):
+        if cell_tags(cell) & HIDDEN_TAGS:
+            assert cell.get("metadata", {}).get("jupyter", {}).get("source_hidden") is True, (
+                f"{path.name}: code cell {i} is hidden in the book ({sorted(cell_tags(cell))}) "
+                "but not collapsed in JupyterLab: metadata jupyter.source_hidden = true")
+
+
+#: A glued figure: a ``figure`` without an image, its first paragraph the figure's {eval}.
+_FIGURE = re.compile(r"^```\{figure\}\n:name: ([\w-]+)\n\n\{eval\}`(\w+)`\n\n(.+?)\n```",
                      re.MULTILINE | re.DOTALL)
 
 
@@ -167,10 +264,10 @@ def test_figures_are_numbered_captioned_and_referenced(path: Path) -> None:
     text = _markdown(nb)
     code = "\n".join(source(c) for c in code_cells(nb))
     glued = set(re.findall(r"glue_figure\(\s*\"(\w+)\"", code))
-    figures = {key: (name, caption) for key, name, caption in _FIGURE.findall(text)}
+    figures = {key: (name, caption) for name, key, caption in _FIGURE.findall(text)}
     assert glued, f"{path.name}: a chapter shows at least one figure"
     assert glued == set(figures), (
-        f"{path.name}: glued figures {sorted(glued)} and glue:figure directives "
+        f"{path.name}: glued figures {sorted(glued)} and figure directives "
         f"{sorted(figures)} must match (each with :name: and a caption)")
     for key, (name, caption) in figures.items():
         assert len(caption.split()) >= 8, f"{path.name}: figure {key} needs a real caption"
@@ -203,7 +300,7 @@ def test_phase_chapters_teach(stem: str) -> None:
     code = "\n".join(source(c) for c in code_cells(nb))
     assert "intuition_diagram(" in code, f"{stem}: an intuition diagram"
     first_prop = text.index("{prf:proposition}")
-    diagram = re.search(r"glue:figure\} fig_\w+_plane", text)
+    diagram = re.search(r"^\{eval\}`fig_\w+_plane`$", text, re.MULTILINE)
     assert diagram and diagram.start() < first_prop, f"{stem}: the picture comes first"
     exercises = re.findall(r"^```\{exercise\}\n:label: ([\w-]+)", text, re.MULTILINE)
     assert len(exercises) >= 2, f"{stem}: at least two exercises"
@@ -224,8 +321,9 @@ def test_explore_section_holds_the_live_explorer(stem: str) -> None:
                 if c["cell_type"] == "markdown" and re.search(r"^## Explore$", source(c), re.M))
     nxt = next((i for i, c in enumerate(cells) if i > head and c["cell_type"] == "markdown"
                 and re.search(r"^## ", source(c), re.M)), len(cells))
-    assert any("widgets.explorer(" in source(c) for c in cells[head:nxt]), (
-        f"{stem}: the section Explore holds the live explorer")
+    assert any("book.live_explorer(globals()" in source(c) for c in cells[head:nxt]), (
+        f"{stem}: the section Explore holds the live explorer, started at the chapter's "
+        "parameters: book.live_explorer(globals(), ...)")
 
 
 @pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted(BOOK.glob("*.md"))],
@@ -308,5 +406,5 @@ def test_chapter_shows_its_static_explorer(stem: str) -> None:
     explore = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
                and source(c).lstrip().startswith("## Explore")]
     assert explore and explore[0] < at[0], f"{stem}: the static explorer belongs in Explore"
-    live = [i for i, c in enumerate(cells) if "widgets.explorer(" in source(c)]
+    live = [i for i, c in enumerate(cells) if "live_explorer(" in source(c)]
     assert live and at[0] < live[0], f"{stem}: the live explorer stays, after the static one"

@@ -69,7 +69,7 @@ def test_book_overview_is_a_panels_snippet(tmp_path: Path) -> None:
     out = tmp_path / "overview.html"
     marks = _namespace()["make_book_overview"](out)
     html = out.read_text(encoding="utf-8")
-    assert html.startswith('<div class="rf-panels">')
+    assert html.startswith('<div class="rf-panels" style="display:flex')
     assert html.count('class="rf-panel-img"') == 3
     assert 'data-min-font-pt="11"' in html
     assert set(marks) == set(plots.ANNOTATION_LABELS)

@@ -269,6 +269,11 @@ def test_animation_html_has_frames_and_controls(traj: rf.Trajectory) -> None:
     assert re.search(r"anim\w+\.play_animation\(\)", html)
     assert html.count("data:image/png;base64") == 5
     assert len(html) < 500_000
+    # no request to another machine: no CDN stylesheet, every icon drawn inline
+    assert "https://" not in html and "<i class=" not in html
+    assert html.count("<svg ") == len(animation.PLAYER_ICONS)
+    with pytest.raises(ValueError, match="fa-rocket"):
+        animation.offline_player('<i class="fa fa-rocket"></i>')
 
 
 def test_direction_animation_frames_show_time(traj: rf.Trajectory) -> None:

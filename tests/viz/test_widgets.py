@@ -69,7 +69,8 @@ def test_simulate_rejects_a_non_state() -> None:
 
 def test_panel_has_the_controls_and_runs_once_on_creation() -> None:
     panel = widgets.explorer(SMALL, engine=_gd, report=False)
-    assert set(panel.controls) == {"kappa", "delta", "p", "m", "seed", "t_max", "loss", "run"}
+    assert set(panel.controls) == {"kappa", "delta", "p", "m", "seed", "t_max", "t_max_slider",
+                                   "loss", "run"}
     assert panel.runs == 1 and panel.last is not None
     assert panel.state() == SMALL
     (out,) = panel.output.outputs
@@ -136,3 +137,60 @@ def test_simulate_default_path_exact_flow_with_phases() -> None:
     # main regime (p cos(Delta) > 1 - p): all four phases are detected and shaded
     assert len(loss_ax.patches) == 4
     assert {t.get_text() for t in loss_ax.texts} <= {"I", "II", "III", "IV"}
+
+
+def test_t_max_takes_any_value_in_range_and_the_log_slider_follows() -> None:
+    panel = widgets.explorer(SMALL, engine=_gd, report=False, run=False)
+    box, slider = panel.controls["t_max"], panel.controls["t_max_slider"]
+    lo, hi = rf.runs.config.FIELDS["t_max"].explore
+    assert (box.min, box.max) == (lo, hi)
+    assert (slider.min, slider.max) == pytest.approx((np.log10(lo), np.log10(hi)))
+    box.value = 80.0  # e.g. Phase II's window: not a whole decade
+    assert panel.runs == 1 and panel.state().t_max == 80.0 and slider.value == 80.0
+    slider.value = 10 ** 1.5  # the slider moves the box, one recomputation
+    assert panel.runs == 2 and box.value == pytest.approx(10 ** 1.5)
+    assert panel.last is not None and panel.last[0].t[-1] == pytest.approx(10 ** 1.5)
+    box.value = 1e40  # clamped to the range by the box, never beyond
+    assert box.value == hi
+
+
+@pytest.mark.parametrize("loss", ["exp", "logistic"])
+def test_a_run_still_at_the_saddle_says_so_and_the_suggested_window_shows_the_escape(
+        loss: str) -> None:
+    state = widgets.ExplorerState(kappa=1e-6, delta=0.3, p=0.7, m=16, seed=0, t_max=10.0,
+                                  loss=loss)
+    panel = widgets.explorer(state)
+    traj, _ = panel.last
+    assert traj.info["t_escape"] is None
+    t_esc, window = widgets.escape_window(state)
+    assert window >= t_esc > state.t_max
+    assert "still at the saddle" in panel.status.value
+    assert f"Set t_max to {window:.3g}" in panel.status.value
+    assert ("logistic loss halves" in panel.status.value) == (loss == "logistic")
+    panel.controls["t_max"].value = window
+    traj, fig = panel.last
+    measured = traj.info["t_escape"]
+    assert measured is not None and measured < window
+    assert measured == pytest.approx(t_esc, abs=0.3 * rf.theory.loss_scale(loss))
+    assert "still at the saddle" not in panel.status.value
+    assert widgets.saddle_message(panel.state(), measured) == ""
+    loss_ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in loss_ax.get_lines()}
+    level = rf.theory.plateau_level(traj.data, loss)
+    (label,) = [k for k in lines if k.startswith("plateau level")]
+    assert lines[label].get_ydata()[0] == pytest.approx(level)
+    assert ("log 2" in label) == (loss == "logistic")
+    (esc,) = [k for k in lines if k.startswith("predicted escape")]
+    assert lines[esc].get_xdata()[0] == pytest.approx(t_esc)
+
+
+@pytest.mark.parametrize(("delta", "p", "label"), [(0.3, 0.7, "$1-p$"), (0.3, 0.3, "$p$"),
+                                                   (1.0, 0.6, "$\\min(p, 1-p)$")])
+def test_plateau_line_follows_the_regime(delta: float, p: float, label: str) -> None:
+    from matplotlib.figure import Figure as F
+
+    ax = F().add_subplot()
+    data = rf.TwoPointData(delta, p)
+    assert rf.plots.plateau_line(ax, data) == pytest.approx(rf.theory.plateau_level(data))
+    assert ax.get_lines()[0].get_label() == f"plateau level {label}"
+    assert rf.plots.plateau_line(ax, rf.Dataset([[1.0, 0.0], [0.0, 1.0]], [1, -1])) is None

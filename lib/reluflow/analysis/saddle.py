@@ -41,6 +41,7 @@ __all__ = [
     "measure_saddle",
     "mirror_params",
     "plateau_sentence",
+    "predicted_escape",
 ]
 
 Array = NDArray[np.float64]
@@ -71,6 +72,32 @@ def mirror_params(data: TwoPointData, params: Params) -> Params:
     c, s = math.cos(data.delta), math.sin(data.delta)
     R = np.array([[c, s], [s, -c]])
     return Params(-params.a, params.B @ R.T)
+
+
+def predicted_escape(data: TwoPointData, params: Params, kappa: float,
+                     loss: str = "exp") -> float:
+    r"""This book's saddle-escape time for this initialization, in any regime, any loss.
+
+    Main regime: :func:`reluflow.analysis.theory.saddle_escape_time` with the exact
+    :math:`O(1)` term of ``params``; mirror regime: the same for the run seen in the mirror
+    (:func:`mirror_params` on :func:`~reluflow.analysis.geometry.effective_data`);
+    intermediate regime, or no neuron that condenses: the leading order
+    :math:`c\log(1/\kappa)/\lambda` (:math:`c` = 2 for the logistic loss).
+
+    >>> from reluflow import TwoPointData, init_network
+    >>> data = TwoPointData(0.3, 0.7)
+    >>> t = predicted_escape(data, init_network(64, 2, 1e-6, seed=0), 1e-6)
+    >>> abs(t - saddle_escape_time(data, 1e-6, m=64)) < 1.0  # the expected O(1) term
+    True
+    """
+    eff = effective_data(data)
+    if eff is not None and params.B.shape[1] == 2:
+        seen = params if regime(data) == "main" else mirror_params(data, params)
+        try:
+            return saddle_escape_time(eff, params=seen, loss=loss)
+        except ValueError:  # no condensing neuron: only the leading order is predicted
+            pass
+    return saddle_escape_time(data, kappa, loss=loss)
 
 
 def boundary_angle(data: TwoPointData, awaited: int) -> float:
@@ -268,7 +295,7 @@ def escape_sweep(data: TwoPointData, kappas: Array, m: int, seed: int,
     ks = np.asarray(kappas, dtype=np.float64)
     if ks.ndim != 1 or ks.size < 2 or np.any(~(ks > 0)) or np.any(ks >= 1):
         raise ValueError(f"kappas must hold at least two scales in (0, 1), got {kappas!r}")
-    eff, reg = effective_data(data), regime(data)
+    eff = effective_data(data)
     t_esc, t_pred = [], []
     for kap in ks:
         params = init_network(m, 2, float(kap), seed=seed)
@@ -278,11 +305,7 @@ def escape_sweep(data: TwoPointData, kappas: Array, m: int, seed: int,
         if te is None:
             raise RuntimeError(f"no saddle escape within t = {horizon:.3g} for kappa = {kap:g}")
         t_esc.append(te)
-        if eff is None:
-            t_pred.append(math.nan)
-        else:
-            seen = params if reg == "main" else mirror_params(data, params)
-            t_pred.append(saddle_escape_time(eff, params=seen))
+        t_pred.append(math.nan if eff is None else predicted_escape(data, params, float(kap)))
     slope, icpt = np.polyfit(np.log(1.0 / ks), t_esc, 1)
     return EscapeSweep(ks, np.array(t_esc), np.array(t_pred), float(slope), float(icpt),
                        escape_rate(data))

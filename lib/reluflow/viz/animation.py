@@ -13,6 +13,7 @@ In a notebook::
 from __future__ import annotations
 
 import base64
+import re
 import tempfile
 from io import BytesIO
 from pathlib import Path
@@ -30,7 +31,69 @@ from reluflow.engine.data import Dataset
 from reluflow.engine.trajectory import Trajectory
 from reluflow.viz import plots
 
-__all__ = ["MAX_FRAMES", "animation_html", "direction_animation", "frame_indices"]
+__all__ = [
+    "CDN_FONT_AWESOME",
+    "MAX_FRAMES",
+    "PLAYER_ICONS",
+    "animation_html",
+    "direction_animation",
+    "drop_cdn_font_awesome",
+    "frame_indices",
+    "offline_player",
+]
+
+#: The stylesheet link matplotlib's jshtml template puts before every animation.
+CDN_FONT_AWESOME = re.compile(
+    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/'
+    r'4\.4\.0/css/font-awesome\.min\.css">\s*'
+)
+
+#: The player's button icons as SVG paths (16 x 16, drawn in the text colour), by the
+#: Font Awesome 4 class matplotlib's template gives each button.
+PLAYER_ICONS: dict[str, str] = {
+    "fa-minus": "M2 7h12v2H2z",
+    "fa-plus": "M7 2h2v5h5v2H9v5H7V9H2V7h5z",
+    "fa-play": "M4 2l10 6-10 6z",
+    "fa-play fa-flip-horizontal": "M12 2L2 8l10 6z",
+    "fa-pause": "M3 2h4v12H3zM9 2h4v12H9z",
+    "fa-step-forward": "M2 2l9 6-9 6zM11 2h3v12h-3z",
+    "fa-step-backward": "M14 2L5 8l9 6zM2 2h3v12H2z",
+    "fa-fast-forward": "M0 2l7 6-7 6zM7 2l7 6-7 6zM14 2h2v12h-2z",
+    "fa-fast-backward": "M16 2L9 8l7 6zM9 2L2 8l7 6zM0 2h2v12H0z",
+}
+
+_ICON = re.compile(r'<i class="fa ([\w -]+?)"></i>')
+
+
+def drop_cdn_font_awesome(html: str) -> str:
+    """Remove matplotlib's Font Awesome 4.4 CDN ``<link>`` from an HTML output."""
+    return CDN_FONT_AWESOME.sub("", html)
+
+
+def offline_player(html: str) -> str:
+    """matplotlib's animation player with no request to another machine.
+
+    The Font Awesome stylesheet link (a CDN) is dropped and every button icon becomes an
+    inline SVG of :data:`PLAYER_ICONS`, so the player shows the same buttons in the book,
+    in JupyterLab and offline.
+
+    >>> offline_player('<button><i class="fa fa-play"></i></button>')  # doctest: +ELLIPSIS
+    '<button><svg ... viewBox="0 0 16 16" ...><path fill="currentColor" d="M4 2l10 6-10 6z"/>...'
+
+    Raises
+    ------
+    ValueError
+        For an icon this module has no drawing of (a newer matplotlib template).
+    """
+
+    def svg(found: re.Match[str]) -> str:
+        name = found.group(1).strip()
+        if name not in PLAYER_ICONS:
+            raise ValueError(f"no offline drawing of the player icon {name!r}")
+        return ('<svg width="14" height="14" viewBox="0 0 16 16" aria-hidden="true">'
+                f'<path fill="currentColor" d="{PLAYER_ICONS[name]}"/></svg>')
+
+    return _ICON.sub(svg, drop_cdn_font_awesome(html))
 
 #: Upper bound on the number of frames, to keep the embedded HTML small.
 MAX_FRAMES = 120
@@ -254,7 +317,8 @@ def animation_html(
     The same player as ``FuncAnimation.to_jshtml()`` (matplotlib's ``HTMLWriter`` with
     embedded frames: play/pause/step buttons, a frame slider and loop modes), with each
     frame stored as a 64-colour palette PNG to keep the page small (about 15-25 kB per
-    frame at the defaults).
+    frame at the defaults), and with no request to another machine
+    (:func:`offline_player`: no CDN stylesheet, the icons drawn inline).
 
     Parameters are those of :func:`direction_animation`, plus ``default_mode``
     (``"loop"``, ``"once"`` or ``"reflect"``) and ``embed_limit_mb``, the size limit of
@@ -277,4 +341,4 @@ def animation_html(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "animation.html")
         anim.save(str(path), writer=writer)
-        return path.read_text()
+        return offline_player(path.read_text())

@@ -2,9 +2,13 @@ r"""A live-kernel explorer panel shared by the book's chapters.
 
 :func:`explorer` returns an ``ipywidgets`` panel with sliders for the initialization
 scale :math:`\kappa`, the angle :math:`\Delta`, the weight :math:`p`, the width
-:math:`m`, the seed, the time window :math:`t_{\max}` and the loss; every change (or
-the *Run* button) re-runs :func:`reluflow.gradient_flow` and redraws
-:func:`reluflow.viz.plots.overview_figure`.
+:math:`m`, the seed, the time window :math:`t_{\max}` (a log slider and a box that
+takes any value in range) and the loss; every change (or the *Run* button) re-runs
+:func:`reluflow.gradient_flow` and redraws :func:`reluflow.viz.plots.overview_figure`,
+whose plateau line follows the regime and the loss, with this book's predicted saddle
+escape (:func:`reluflow.analysis.saddle.predicted_escape`) marked.  When the run is still
+at the saddle at :math:`t_{\max}`, the status line says so and suggests the window that
+shows the escape (:func:`escape_window`).
 
 The recomputation is separated from the widgets so that it is testable without a
 browser: :class:`ExplorerState` holds (and validates) the values and :func:`simulate`
@@ -17,6 +21,7 @@ next to each panel.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from io import BytesIO
@@ -25,17 +30,23 @@ from typing import Any
 import ipywidgets as W
 from matplotlib.figure import Figure
 
+from reluflow.analysis.saddle import predicted_escape
+from reluflow.analysis.text import math_number
+from reluflow.analysis.theory import escape_rate, loss_scale
 from reluflow.engine.trajectory import Trajectory
-from reluflow.runs.config import FIELDS, RunConfig
+from reluflow.runs.config import FIELDS, Run, RunConfig
 from reluflow.runs.config import simulate as simulate_run
 from reluflow.viz import plots
+from reluflow.viz.plots.style import PALETTE
 
 __all__ = [
     "LAUNCH_NOTE",
     "M_CHOICES",
     "Explorer",
     "ExplorerState",
+    "escape_window",
     "explorer",
+    "saddle_message",
     "simulate",
 ]
 
@@ -89,6 +100,53 @@ def _explore_max(name: str) -> int:
 Engine = Callable[..., Trajectory]
 
 
+def escape_window(state: ExplorerState) -> tuple[float, float]:
+    r"""This book's saddle-escape time of a state's run, and a window that shows the escape.
+
+    The time is :func:`reluflow.analysis.saddle.predicted_escape` for the state's
+    initialization and loss.  The escape is where the loss has dropped by 1 %; the
+    leaders' output then still grows like :math:`e^{2\lambda t/c}` (rate
+    :func:`~reluflow.analysis.theory.escape_rate`, :math:`c` =
+    :func:`~reluflow.analysis.theory.loss_scale`) until it is :math:`O(1)`, a factor of
+    about 100, i.e. :math:`c\log(100)/(2\lambda) \approx 2.3\,c/\lambda` later.  The
+    window adds :math:`3c/\lambda` (a factor :math:`e^6 \approx 400`) and is rounded up
+    to two significant digits:
+
+    .. math:: t_{\max} = \lceil t_\mathrm{esc} + 3c/\lambda \rceil_{2\,\text{digits}} .
+
+    >>> t_esc, window = escape_window(ExplorerState(kappa=1e-6, t_max=80.0, loss="logistic"))
+    >>> round(t_esc), window
+    (50, 64.0)
+    """
+    run = state.config()
+    t_esc = predicted_escape(run.data(), run.params(), state.kappa, state.loss)
+    wait = 3.0 * loss_scale(state.loss) / escape_rate(run.data())
+    return t_esc, _round_up(t_esc + wait)
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to two significant digits (``61.3`` -> ``62``, ``1234`` -> ``1300``)."""
+    scale = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return float(math.ceil(x / scale - 1e-9) * scale)
+
+
+def saddle_message(state: ExplorerState, t_escape: float | None) -> str:
+    """The status note on the saddle escape: empty when the run left the saddle.
+
+    Otherwise it says that the run is still at the saddle at ``t_max``, when this book
+    predicts the escape (:func:`escape_window`), why (the logistic loss halves the speed
+    near the saddle), and the ``t_max`` that shows it.
+    """
+    if t_escape is not None:
+        return ""
+    t_esc, window = escape_window(state)
+    why = (" (the logistic loss halves the speed of the flow near the saddle)"
+           if state.loss == "logistic" else "")
+    return (f"The run is still at the saddle at t_max = {state.t_max:.3g}: this book "
+            f"predicts the escape at t ≈ {t_esc:.3g}{why}. Set t_max to {window:.3g} or "
+            "more to see it.")
+
+
 def simulate(
     state: ExplorerState, *, engine: Engine | None = None, report: bool = True
 ) -> tuple[Trajectory, Figure]:
@@ -99,6 +157,10 @@ def simulate(
     :func:`reluflow.gradient_flow`, the exact integrator) on ``TwoPointData(delta, p)``,
     and returns the trajectory and :func:`reluflow.viz.plots.overview_figure` (with the
     phases of ``reluflow.analysis.phases.detect_phases`` shaded when ``report`` is true).
+    The loss panel marks the plateau level of the run's regime and loss and, when it falls
+    in the window, this book's predicted saddle escape (:func:`escape_window`); the
+    trajectory's ``info["t_escape"]`` is the measured escape (``None``: still at the
+    saddle).
 
     Parameters
     ----------
@@ -115,8 +177,19 @@ def simulate(
     traj = run.trajectory
     traj.info.setdefault("kappa", state.kappa)
     traj.info.setdefault("seed", state.seed)
+    traj.info["t_escape"] = run.report.t_escape
     fig = plots.overview_figure(traj, run.data, run.report if report else None)
+    _mark_predicted_escape(fig.axes[0], state, run)
     return traj, fig
+
+
+def _mark_predicted_escape(ax: Any, state: ExplorerState, run: Run) -> None:
+    """A vertical line at the predicted saddle escape on the loss panel (if in the window)."""
+    t_esc, _ = escape_window(state)
+    if 0.0 < t_esc <= float(run.trajectory.t[-1]):
+        ax.axvline(t_esc, color=PALETTE["theory"], lw=1.2, ls="--",
+                   label=f"predicted escape, t = {math_number(t_esc)}")
+        ax.legend(loc="lower left")
 
 
 def _figure_png(fig: Figure, dpi: float = 80.0) -> bytes:
@@ -131,11 +204,15 @@ class Explorer(W.VBox):
     Attributes
     ----------
     controls : dict of str to Widget
-        ``kappa``, ``delta``, ``p``, ``m``, ``seed``, ``t_max``, ``loss`` and ``run``.
+        ``kappa``, ``delta``, ``p``, ``m``, ``seed``, ``t_max`` (a box that takes any
+        value in range), ``t_max_slider`` (a log slider linked to it), ``loss`` and
+        ``run``.
     output : ipywidgets.Output
         Where the figure is drawn.
     status : ipywidgets.HTML
-        Run time, final loss, or the error of the last run.
+        Run time, final loss and :func:`saddle_message`, or the error of the last run.
+    note : ipywidgets.HTML
+        A fixed note given at construction (e.g. a starting value moved into range).
     last : tuple of (Trajectory, Figure) or None
         The result of the last successful run.
     runs : int
@@ -149,6 +226,7 @@ class Explorer(W.VBox):
         auto: bool = True,
         engine: Engine | None = None,
         report: bool = True,
+        note: str = "",
     ) -> None:
         st = ExplorerState() if state is None else state
         if not isinstance(st, ExplorerState):
@@ -159,6 +237,7 @@ class Explorer(W.VBox):
         self.runs = 0
         style = {"description_width": "70px"}
         lay = W.Layout(width="330px")
+        t_lo, t_hi = FIELDS["t_max"].explore or (0.0, 0.0)
         m_opts = sorted(set(M_CHOICES) | {st.m})
         self.controls: dict[str, W.Widget] = {
             "kappa": W.FloatLogSlider(value=st.kappa, base=10, min=-12, max=-1, step=0.5,
@@ -175,23 +254,30 @@ class Explorer(W.VBox):
             "seed": W.BoundedIntText(value=st.seed, min=0, max=_explore_max("seed"),
                                      description="seed", style=style,
                                      layout=W.Layout(width="200px")),
-            "t_max": W.FloatLogSlider(value=st.t_max, base=10, min=0, max=30, step=1,
-                                      description="t_max", readout_format=".0e",
-                                      continuous_update=False, style=style, layout=lay),
+            "t_max": W.BoundedFloatText(value=st.t_max, min=t_lo, max=t_hi, description="t_max",
+                                        style=style, layout=W.Layout(width="200px")),
+            "t_max_slider": W.FloatLogSlider(value=st.t_max, base=10, min=math.log10(t_lo),
+                                             max=math.log10(t_hi), step=0.01,
+                                             description="log scale", readout_format=".3g",
+                                             continuous_update=False, style=style, layout=lay),
             "loss": W.Dropdown(options=["exp", "logistic"], value=st.loss, description="loss",
                                style=style, layout=W.Layout(width="200px")),
             "run": W.Button(description="Run", button_style="primary", icon="play"),
         }
         self.auto = W.Checkbox(value=auto, description="re-run on change", indent=False)
         self.status = W.HTML(value="")
+        self.note = W.HTML(value=f"<i>{html.escape(note)}</i>" if note else "")
         self.output = W.Output()
         for key in ("kappa", "delta", "p", "m", "seed", "t_max", "loss"):
             self.controls[key].observe(self._on_change, names="value")
         self.controls["run"].on_click(lambda _b: self.recompute())
+        # the box holds t_max (any value in range); the log slider moves it in 1/100 decades
+        self._t_link = W.link((self.controls["t_max_slider"], "value"),
+                              (self.controls["t_max"], "value"))
         left = W.VBox([self.controls[k] for k in ("kappa", "delta", "p", "m")])
-        right = W.VBox([self.controls[k] for k in ("t_max", "seed", "loss")]
+        right = W.VBox([self.controls[k] for k in ("t_max", "t_max_slider", "seed", "loss")]
                        + [W.HBox([self.controls["run"], self.auto])])
-        super().__init__([W.HBox([left, right]), self.status, self.output])
+        super().__init__([W.HBox([left, right]), self.note, self.status, self.output])
 
     def state(self) -> ExplorerState:
         """The current widget values as a validated :class:`ExplorerState`."""
@@ -240,9 +326,11 @@ class Explorer(W.VBox):
             return None
         self.last = (traj, fig)
         wall = traj.info.get("wall_time")
+        note = saddle_message(st, traj.info.get("t_escape"))
         self.status.value = (
             f"final loss {float(traj.loss[-1]):.3g} at t = {float(traj.t[-1]):.3g}"
             + (f"; computed in {float(wall):.2f} s" if wall is not None else "")
+            + (f"<br><b>{html.escape(note)}</b>" if note else "")
         )
         # Replace the output's content directly (works from any thread, and without a
         # front end, which keeps this testable).
@@ -258,6 +346,7 @@ def explorer(
     run: bool = True,
     engine: Engine | None = None,
     report: bool = True,
+    note: str = "",
     **values: Any,
 ) -> Explorer:
     """Build the explorer panel (and, with ``run=True``, draw the first figure).
@@ -274,6 +363,8 @@ def explorer(
         Integrator for :func:`simulate` (default :func:`reluflow.gradient_flow`).
     report : bool
         Shade the detected phases.
+    note : str
+        A line shown above the status (plain text).
     **values
         Overrides of the state's fields, e.g. ``explorer(kappa=1e-6, t_max=1e12)``.
 
@@ -290,7 +381,7 @@ def explorer(
     if unknown:
         raise ValueError(f"unknown explorer values {sorted(unknown)}; allowed: {sorted(names)}")
     st = replace(st, **values) if values else st
-    panel = Explorer(st, auto=auto, engine=engine, report=report)
+    panel = Explorer(st, auto=auto, engine=engine, report=report, note=note)
     if run:
         panel.recompute()
     return panel

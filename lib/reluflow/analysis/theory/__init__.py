@@ -66,6 +66,7 @@ from reluflow.analysis.theory.phase1 import (
 from reluflow.analysis.theory.phase2 import (
     escape_rate,
     growth_coefficients,
+    loss_at_origin,
     plateau_level,
     plateau_output,
     saddle_escape_time,
@@ -114,6 +115,7 @@ __all__ = [
     "growth_coefficients",
     "horizon",
     "leading_slope",
+    "loss_at_origin",
     "loss_scale",
     "max_margin",
     "mu",

@@ -15,13 +15,15 @@ from scipy.special import expi
 
 from reluflow.analysis.geometry import HALF_PI, mu, regime, regions_of, two_point
 from reluflow.analysis.theory.phase1 import condensation_rate, fate
+from reluflow.analysis.theory.scaling import loss_scale
 from reluflow.engine import checks as v
 from reluflow.engine.data import TwoPointData
-from reluflow.engine.network import Params, check_params_for
+from reluflow.engine.network import Params, check_params_for, loss_value
 
 __all__ = [
     "escape_rate",
     "growth_coefficients",
+    "loss_at_origin",
     "plateau_level",
     "plateau_output",
     "saddle_escape_time",
@@ -169,6 +171,7 @@ def saddle_escape_time(
     params: Params | None = None,
     m: int | None = None,
     drop: float = 0.01,
+    loss: str = "exp",
 ) -> float:
     r"""Predicted saddle-escape time (this book's derivation).
 
@@ -197,6 +200,19 @@ def saddle_escape_time(
     mass :math:`M_0 = \sum_k a_k^2 + \lVert b_k\rVert^2`.  Ignores the (slower) negative
     group and the nonlinearity of the loss near ``drop``.
 
+    Other losses (``loss="logistic"``).  Near the origin the residual weights are
+    :math:`w_iy_i\,(-\ell'(0)) = w_iy_i/c` with :math:`c` =
+    :func:`~reluflow.analysis.theory.loss_scale`, so the flow is the exponential one at
+    the time :math:`t/c`, and :math:`L(0) - L(t) \approx \lVert\mu\rVert S
+    e^{2\lVert\mu\rVert t/c}/c`; with :math:`L(0) = \ell(0)` (:func:`loss_at_origin`)
+    every formula above becomes
+
+    .. math:: t_\mathrm{esc} = \frac{c}{2\lVert\mu\rVert}
+              \log\frac{c\,\text{drop}\cdot L(0)}{\lVert\mu\rVert\,S},
+
+    i.e. :math:`c` times the exponential loss's time at the drop
+    :math:`c\,\ell(0)\,\text{drop}` (the leading order is :math:`c\log(1/\kappa)/\lambda`).
+
     Parameters
     ----------
     data : TwoPointData
@@ -208,27 +224,40 @@ def saddle_escape_time(
         Width, with ``kappa`` and ``d = 2``: expected O(1) term.
     drop : float
         Loss-drop fraction in (0, 1) defining the escape.
+    loss : {"exp", "logistic"}
+        The loss of the run.
+
+    Examples
+    --------
+    >>> from reluflow import TwoPointData
+    >>> data = TwoPointData(0.3, 0.7)
+    >>> exp, logistic = (saddle_escape_time(data, 1e-6, loss=name) for name in v.LOSSES)
+    >>> round(logistic / exp, 12)
+    2.0
     """
     d = two_point(data)
     dr = v.open_interval("drop", drop, 0.0, 1.0)
+    c = loss_scale(loss)
+    dr_exp = c * loss_at_origin(loss) * dr  # the drop of the exponential flow at time t / c
+    if not dr_exp < 1.0:
+        raise ValueError(f"drop must be below 1/(c l(0)) = {1 / (c * loss_at_origin(loss)):.3g} "
+                         f"for the {loss} loss, got {drop!r}")
     if params is not None:
         if kappa is not None or m is not None:
             raise ValueError("give either params, or kappa (and optionally m), not both")
         pr = check_params_for(params, d)
         nm = condensation_rate(d)
-        c = growth_coefficients(d, pr)
-        S = float(np.sum(c**2) / 4)
+        S = float(np.sum(growth_coefficients(d, pr) ** 2) / 4)
         if not S > 0:
             raise ValueError("params has no condensing neuron; no escape is predicted")
-        pre = pr.B @ d.X.T
-        f0 = np.maximum(pre, 0.0).T @ pr.a
-        L0 = float(d.weights @ np.exp(-d.y * f0))
-        return float(math.log(dr * L0 / (nm * S)) / (2 * nm))
+        f0 = np.maximum(pr.B @ d.X.T, 0.0).T @ pr.a
+        L0 = loss_value(f0, d, loss) / loss_at_origin(loss)  # L(0) / l(0), 1 up to O(kappa^2)
+        return float(c * math.log(dr_exp * L0 / (nm * S)) / (2 * nm))
     if kappa is None:
         raise ValueError("kappa must be given (a number in (0, 1)) unless params is given")
     k = v.small_kappa(kappa)
     lam = escape_rate(d)
-    lead = math.log(1.0 / k) / lam
+    lead = c * math.log(1.0 / k) / lam
     if m is None:
         return lead
     mm = v.int_at_least("m", m, 1)
@@ -237,22 +266,45 @@ def saddle_escape_time(
     if regime(d) != "main":
         raise ValueError("the O(1) term is derived for the main regime p cos(delta) > 1 - p")
     H = _mean_h2(d)
-    return lead + math.log(4 * dr / (lam * mm * H)) / (2 * lam)
+    return lead + c * math.log(4 * dr_exp / (lam * mm * H)) / (2 * lam)
 
 
-def plateau_level(data: TwoPointData) -> float:
+def loss_at_origin(loss: str = "exp") -> float:
+    r"""The loss at the saddle, :math:`L(0) = \ell(0)\sum_i w_i = \ell(0)`.
+
+    :math:`\ell(0) = 1` for ``exp`` (:math:`e^{-z}`) and :math:`\log 2` for
+    ``logistic`` (:math:`\log(1 + e^{-z})`), read off the engine's
+    :func:`~reluflow.engine.network.loss_value` at :math:`f = 0`.
+
+    >>> loss_at_origin("exp"), round(loss_at_origin("logistic"), 6)
+    (1.0, 0.693147)
+    """
+    probe = TwoPointData(0.5, 0.5)
+    return loss_value(np.zeros(probe.n), probe, v.loss_name(loss))
+
+
+def plateau_level(data: TwoPointData, loss: str = "exp") -> float:
     r"""Loss level of the plateau (this book's derivation).
 
     The leading group fits its own point and stops feeding the other (deactivation), so the
-    loss tends to the weight of the point still waiting: :math:`1-p` in the ``"main"``
-    regime, :math:`p` in the ``"mirror"`` regime, and
+    loss tends to the weight of the point still waiting times the loss at :math:`f = 0`,
+    :math:`w_\mathrm{wait}\,\ell(0)` (:func:`loss_at_origin`: :math:`\ell(0) = 1` for the
+    exponential loss, :math:`\log 2` for the logistic one), with :math:`w_\mathrm{wait}`
+    = :math:`1-p` in the ``"main"`` regime, :math:`p` in the ``"mirror"`` regime, and
     :math:`\min(p, 1-p)` in the ``"mu-plus-only"`` regime (two decoupled sliding groups;
     no plateau when :math:`p = 1/2`).
+
+    >>> from reluflow import TwoPointData
+    >>> data = TwoPointData(0.3, 0.7)
+    >>> round(plateau_level(data), 12), round(plateau_level(data, "logistic"), 4)
+    (0.3, 0.2079)
     """
     d = two_point(data)
     reg = regime(d)
     if reg == "main":
-        return 1.0 - d.p
-    if reg == "mirror":
-        return d.p
-    return min(d.p, 1.0 - d.p)
+        w = 1.0 - d.p
+    elif reg == "mirror":
+        w = d.p
+    else:
+        w = min(d.p, 1.0 - d.p)
+    return w * loss_at_origin(loss)

@@ -108,6 +108,8 @@ from reluflow.viz.plots.timeline import (
     norms_panel,
     outputs_panel,
     phase_intervals,
+    plateau_label,
+    plateau_line,
     shade_phases,
     time_axis,
 )
@@ -174,6 +176,8 @@ __all__ = [
     "panel_png",
     "phase_intervals",
     "plateau_figure",
+    "plateau_label",
+    "plateau_line",
     "polar_directions",
     "polar_radius",
     "positive_times",

@@ -46,7 +46,8 @@ def release_figure(traj: Trajectory, data: TwoPointData, e: Escape, report: Phas
     fol_c = PALETTE["negative" if e.leader > 0 else "positive"]
     fa, ax = panel(3.3)
     ax.plot(t, traj.loss[sel], color=PALETTE["loss"], lw=1.8, label="loss $L$")
-    ax.axhline(plateau_level(data), color=PALETTE["reference"], ls=":", label="plateau level")
+    ax.axhline(plateau_level(data, traj.loss_name), color=PALETTE["reference"], ls=":",
+               label="plateau level")
     ax.set_ylabel("loss $L$")
     ax.set_title("(a) saddle, plateau, escape", loc="left")
     ax.legend(handles=[Line2D([], [], color=PALETTE["loss"], label="loss $L$"),

@@ -22,6 +22,7 @@ from reluflow.viz.plots.timeline import (
     loss_panel,
     outputs_panel,
     phase_intervals,
+    plateau_line,
     shade_phases,
     time_axis,
 )
@@ -220,9 +221,7 @@ def annotated_overview(
         ax = fig.add_subplot(gs[0, :])
         sel = traj.t <= lin_end
         ax.plot(traj.t[sel], traj.loss[sel], color=PALETTE["loss"], lw=2.0, label="loss $L(t)$")
-        if isinstance(data, TwoPointData):
-            ax.axhline(1.0 - data.p, color=PALETTE["theory"], ls=":", lw=1.2,
-                       label="plateau level $1-p$")
+        plateau_line(ax, data, traj.loss_name)
         ax.set_xlim(0.0, lin_end)
         ax.set_ylim(0.0, 1.08)
         shade_phases(ax, report, t_end=t_end, markers=False)
@@ -316,8 +315,7 @@ def book_overview(traj: Trajectory, data: Dataset | None = None, report: Any = N
     fa, ax = panel(3.4)
     sel = traj.t <= lin_end
     ax.plot(traj.t[sel], traj.loss[sel], color=PALETTE["loss"], lw=2.0, label="loss $L$")
-    if isinstance(data, TwoPointData):
-        ax.axhline(1.0 - data.p, color=PALETTE["reference"], ls=":", lw=1.2, label="$1-p$")
+    plateau_line(ax, data, traj.loss_name)
     ax.set_xlim(0.0, lin_end)
     ax.set_ylim(0.0, 1.25)
     shade_phases(ax, report, t_end=t_end, markers=False)

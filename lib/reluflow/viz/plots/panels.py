@@ -6,8 +6,11 @@ A book figure is a :class:`Panels`: a few single-panel matplotlib figures, each
 and MyST-NB's ``glue:figure`` show) is a ``<div class="rf-panels">`` of PNG images
 (:data:`~reluflow.viz.plots.style.PANEL_DPI` dots per inch, embedded as data URIs, so the
 page needs no other file) that wraps: two panels per row in the book's text column,
-one per row on a phone.  Each ``<img>`` carries its width in inches and the smallest
-font size it contains (measured on the drawn figure, not declared), so a test can check
+one per row on a phone. The layout is in the elements' own ``style`` attributes
+(:data:`PANEL_STYLES`), so it is the same wherever the HTML is shown (the book,
+JupyterLab's outputs and its MyST ``{eval}`` of a figure), with no stylesheet. Each
+``<img>`` carries its width in inches and the smallest font size it contains (measured on
+the drawn figure, not declared), so a test can check
 the size at which a reader sees the text:
 
 .. math:: s_\mathrm{shown} = s_\mathrm{min}\,\frac{w_\mathrm{shown}}{96\,w_\mathrm{in}}
@@ -39,7 +42,18 @@ from matplotlib.text import Text
 
 from reluflow.viz.plots.style import MIN_FONT_PT, PANEL_DPI, PANEL_WIDTH, new_figure, style
 
-__all__ = ["Panels", "min_font_size", "panel", "panel_png"]
+__all__ = ["PANEL_STYLES", "Panels", "min_font_size", "panel", "panel_png"]
+
+#: Inline styles of the figure's HTML: a wrapping row of panels, each at most its natural
+#: width (4 in = 384 CSS px, so its text never shows below about 9 pt), the image filling
+#: its panel.  ``margin`` and ``transform`` are reset because notebook front ends style
+#: images inside Markdown (JupyterLab's MyST renderer shifts them down).
+PANEL_STYLES: dict[str, str] = {
+    "panels": "display:flex;flex-wrap:wrap;justify-content:center;gap:0.75rem;width:100%",
+    "panel": "flex:1 1 300px;max-width:{width}px",
+    "img": "display:block;width:100%;height:auto;margin:0 auto;transform:none;"
+           "background-color:#ffffff",
+}
 
 
 def panel(height: float = 3.0, *, polar: bool = False) -> tuple[Figure, Axes]:
@@ -158,12 +172,14 @@ class Panels:
             w_in, h_in = fig.get_figwidth(), fig.get_figheight()
             src = base64.b64encode(png).decode("ascii")
             alt = html.escape(self.alt if len(self) == 1 else f"{self.alt} (panel {i + 1})")
+            panel_style = PANEL_STYLES["panel"].format(width=round(96 * w_in))
             items.append(
-                f'<div class="rf-panel" style="max-width:{round(96 * w_in)}px">'
+                f'<div class="rf-panel" style="{panel_style}">'
                 f'<img class="rf-panel-img" src="data:image/png;base64,{src}" alt="{alt}" '
                 f'width="{round(96 * w_in)}" height="{round(96 * h_in)}" '
+                f'style="{PANEL_STYLES["img"]}" '
                 f'data-width-in="{w_in:g}" data-min-font-pt="{font:g}"></div>')
-        return f'<div class="rf-panels">{"".join(items)}</div>'
+        return f'<div class="rf-panels" style="{PANEL_STYLES["panels"]}">{"".join(items)}</div>'
 
     def html_size(self) -> int:
         """Size of the HTML rendering in bytes (the page weight this figure adds)."""

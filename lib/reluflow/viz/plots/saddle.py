@@ -117,7 +117,7 @@ def plateau_figure(traj: Trajectory, data: TwoPointData, s: Saddle,
     r"""(a) the loss, the plateau level and the Ei law; (b) the outputs on the two points."""
     fig1, ax = panel(3.4)
     ax.plot(traj.t, traj.loss, color=PALETTE["loss"], lw=2.0, label="loss $L$")
-    level = plateau_level(data)
+    level = plateau_level(data, traj.loss_name)
     ax.axhline(level, color=PALETTE["reference"], ls=":", label=f"level {level:.3g}")
     if s.plateau is not None:
         j0, j1 = s.plateau

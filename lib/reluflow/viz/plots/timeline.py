@@ -15,8 +15,9 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 from numpy.typing import ArrayLike, NDArray
 
-from reluflow.analysis.geometry import plane_coords
+from reluflow.analysis.geometry import HALF_PI, plane_coords, regime
 from reluflow.analysis.phases import PHASE_TIMES
+from reluflow.analysis.theory.phase2 import plateau_level
 from reluflow.engine import checks as v
 from reluflow.engine.data import Dataset, TwoPointData
 from reluflow.engine.trajectory import Trajectory
@@ -38,6 +39,8 @@ __all__ = [
     "norms_panel",
     "outputs_panel",
     "phase_intervals",
+    "plateau_label",
+    "plateau_line",
     "shade_phases",
     "time_axis",
 ]
@@ -198,6 +201,35 @@ def time_axis(ax: Axes, traj: Trajectory) -> NDArray[np.bool_]:
     return mask
 
 
+#: The weight of the awaited point in each regime, as the plateau's label writes it.
+_WAIT_WEIGHT = {"main": "1-p", "mirror": "p", "mu-plus-only": r"\min(p, 1-p)"}
+
+
+def plateau_label(data: TwoPointData, loss: str = "exp") -> str:
+    r"""The plateau level in symbols, for the regime of ``data`` and the ``loss``.
+
+    >>> plateau_label(TwoPointData(0.3, 0.3)), plateau_label(TwoPointData(0.3, 0.7), "logistic")
+    ('plateau level $p$', 'plateau level $(1-p)\\log 2$')
+    """
+    w = _WAIT_WEIGHT[regime(data)]
+    return f"plateau level ${w}$" if v.loss_name(loss) == "exp" else (
+        f"plateau level $({w})\\log 2$")
+
+
+def plateau_line(ax: Axes, data: Dataset, loss: str = "exp") -> float | None:
+    r"""A dotted line at this book's plateau level for ``data`` and ``loss``; the level.
+
+    :func:`reluflow.analysis.theory.plateau_level`: the awaited point's weight (by regime)
+    times :math:`\ell(0)`.  Nothing is drawn (``None``) for data that are not two points
+    at an acute angle, where no plateau is predicted.
+    """
+    if not isinstance(data, TwoPointData) or not data.delta < HALF_PI:
+        return None
+    level = plateau_level(data, loss)
+    ax.axhline(level, color=PALETTE["theory"], lw=1.2, ls=":", label=plateau_label(data, loss))
+    return level
+
+
 def loss_panel(
     ax: Axes,
     traj: Trajectory,
@@ -217,8 +249,8 @@ def loss_panel(
     phase_times : None, mapping or PhaseReport-like
         Phase shading, see :func:`phase_intervals`.
     plateau : bool
-        For two-point data, a dotted line at the plateau level :math:`1-p`
-        (this book's derivation, Phase II).
+        For two-point data, a dotted line at the plateau level of the run's regime and
+        loss (:func:`plateau_line`; this book's derivation, Phase II).
     legend : bool
         Draw a legend.
     """
@@ -228,9 +260,8 @@ def loss_panel(
     ax.plot(traj.t[mask], loss, color=PALETTE["loss"], lw=1.8, label=r"loss $L(\theta(t))$")
     if np.all(loss > 0):
         ax.set_yscale("log")
-    if plateau and isinstance(traj.data, TwoPointData):
-        ax.axhline(1.0 - traj.data.p, color=PALETTE["theory"], lw=1.2, ls=":",
-                   label=r"plateau level $1-p$")
+    if plateau:
+        plateau_line(ax, traj.data, traj.loss_name)
     shade_phases(ax, phase_times, t_end=float(traj.t[-1]))
     ax.set_ylabel(r"loss $L$ (log scale)" if ax.get_yscale() == "log" else r"loss $L$")
     if legend:
