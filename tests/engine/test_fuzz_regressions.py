@@ -1,0 +1,144 @@
+"""Minimal reproducers of gradient_flow failures on valid input, found by fuzzing.
+
+Each test states the correct behaviour and is marked ``xfail(strict=True, raises=...)``
+with the exception the engine raises today (a hang shows as
+:class:`~reluflow.engine.deadline.RunTimeLimitExceeded` under a limit far above the cost
+of a healthy run; a wrong result as ``AssertionError``).  When the engine is fixed the
+test passes, the strict xfail turns it red, and the marker is to be removed.  Every
+failing case takes well under 10 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+from runchecks import check_run
+
+from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
+from reluflow.engine.datasets import linear_margin
+from reluflow.engine.deadline import RunTimeLimitExceeded, time_limit
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=FloatingPointError,
+                   reason="a neuron decaying like e^-t underflows float64 at t ~ 700")
+@pytest.mark.parametrize("rtol", [1e-6, 1e-9, 1e-12])
+def test_single_shrinking_neuron_on_one_point(rtol: float) -> None:
+    """One neuron with a > 0 active on one point labelled -1: f -> 0, r -> -1, so
+    (a, b) shrinks like e^{-t}; at t ~ 708 it reaches the float64 underflow and DOP853
+    stops with "Required step size is less than spacing between numbers"."""
+    params = Params([1e-3], [[1e-3, 0.0]])
+    data = Dataset([[1.0, 0.0]], [-1.0])
+    tr = gradient_flow(params, data, 1e4, rtol=rtol)
+    check_run(tr, params)
+    assert tr.t[-1] == 1e4
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="'stiff' stop on linearly separable two-point data")
+@pytest.mark.parametrize("delta, m", [(1e-3, 2), (1e-2, 300)])
+def test_separable_two_points_at_a_small_angle_reach_t_max(delta: float, m: int) -> None:
+    """The book's data at a small angle: stopped "stiff" at t ~ 2e4 (delta 1e-3, m = 2,
+    loss 0.85, alpha = 22) and t ~ 1.4e3 (delta 1e-2, m = 300, loss 0.71, alpha = 10);
+    delta 1e-2 with m = 2 or 10 reaches t = 1e12 with loss 4e-12."""
+    data = TwoPointData(delta, 0.5)
+    assert linear_margin(data) > 0
+    params = init_network(m, 2, 1e-3, seed=0)
+    tr = gradient_flow(params, data, 1e12)
+    check_run(tr, params)
+    assert tr.info["stop"] is None, tr.info["stop"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=RunTimeLimitExceeded,
+                   reason="Zeno: cut steps of shrinking length, time never advances")
+def test_iris_two_points_four_neurons_rtol_1e3_logistic_finishes() -> None:
+    """Two iris points (versicolor/virginica rows 67 and 51 of the binary subset), four
+    neurons, rtol 1e-3, logistic loss, t_max 1e12: every step from t = 503.72 is cut
+    (no event located) after ~1e-9 in tau, shrinking; the stall check only catches steps
+    of length zero, so the run never ends.  A healthy run takes 0.4 s (rtol 1e-4: 256 steps)."""
+    a = [2.0283226400161043e-06, 9.6175773618922975e-07, -3.8115873936562853e-07,
+         8.8032852445108876e-07]
+    B = [[1.7134461112585535e-06, -1.5332993690200983e-06, 4.2268765685716471e-06,
+          -3.0000042461734160e-06],
+         [4.8881093845828069e-06, -4.9080573808044793e-06, -1.9654531133675142e-06,
+          -1.9838566757336519e-06],
+         [-1.5270987249050236e-08, -2.2320692834936159e-06, 1.9383051668077133e-06,
+          3.4201801626972286e-07],
+         [4.2892600525090254e-06, -6.1979643979366093e-06, 8.1512541896832121e-07,
+          7.4521142262021748e-06]]
+    X = [[0.44099426711179107, 0.2159971920547548, 0.2969961390752878, 0.0899988300228145],
+         [0.5219932141323241, 0.24299684106159916, 0.4589940331163539, 0.17099777704334754]]
+    params, data = Params(a, B), Dataset(X, [1.0, -1.0])
+    with time_limit(8.0):
+        tr = gradient_flow(params, data, 1e12, rtol=1e-3, loss="logistic")
+    check_run(tr, params, rtol=1e-3)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=(FloatingPointError, RuntimeWarning),
+                   reason="catch-up solve overflows on 4 non-separable points")
+def test_four_non_separable_points_two_neurons_rtol_1e3() -> None:
+    """Random labels on 4 points in the plane, 2 neurons, rtol 1e-3: "catch-up solve
+    overflowed at t = 196.942" (from a fuzz case with 59 points and 10 neurons).  Under the
+    test suite's warnings-as-errors it stops earlier, at numpy's "overflow encountered in
+    multiply" (events.py ``_first_on_segments``, a norm of an overflowing segment)."""
+    params = Params([0.00291966255042109, -0.0024516132992922],
+                    [[-0.00249821857367508, -0.00151107027185245],
+                     [0.00241639610732876, -0.00041405026476604]])
+    X = [[0.8197314261340548, 1.1114490015620326], [1.4077926606520177, -2.481563791771917],
+         [-0.43664431090961947, -2.9608195690190042],
+         [-0.06057437732394922, 2.3278246059493317]]
+    data = Dataset(X, [-1.0, 1.0, -1.0, 1.0])
+    tr = gradient_flow(params, data, 1e3, rtol=1e-3)
+    check_run(tr, params, rtol=1e-3)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="points below the rank cut 1e-12 * sigma_max: t = 0 switching cycle")
+def test_points_with_tiny_norms_at_the_start() -> None:
+    """Two points of norm 1e-138 and 1e-130 next to a unit point: the data rank is cut to
+    1 (singular values below 1e-12 of the largest), the neuron's start state is classified
+    with the full b.x but events use the projection: "neuron 0 keeps switching state at
+    t = 0 without moving (a corner of 0 held boundaries)"."""
+    params = Params([0.00575029540899396],
+                    [[-0.00445031382655514, -0.00113366912782587, 0.00019688348019055,
+                      0.00345494360876003]])
+    X = [[9.2775506790460562e-03, 8.5313153492108917e-01, 5.2096394161019532e-01,
+          2.6020813180090425e-02],
+         [-5.9902826580502022e-138, 4.1469342235054907e-138, 2.0468687584910901e-138,
+          1.9564952919769829e-138],
+         [-5.9208310657699768e-132, -8.4403855249140564e-131, 1.4658232018702798e-130,
+          5.7252956682410000e-131]]
+    data = Dataset(X, [1.0, 1.0, 1.0])
+    tr = gradient_flow(params, data, 1e-3, rtol=3e-4)
+    check_run(tr, params, rtol=3e-4)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="pattern of a point below the rank cut comes from its projection")
+def test_small_point_pattern_follows_its_own_sign() -> None:
+    """x2 = 1e-13 (1, 1) next to e1: the rank cut drops e2, so the engine sees
+    x2 ~ 1e-13 e1 and reports point 2 active while b.x2 = -2e-15 (angle cosine -0.45)."""
+    params = Params([0.01], [[0.01, -0.03]])
+    data = Dataset([[1.0, 0.0], [1e-13, 1e-13]], [1.0, 1.0])
+    tr = gradient_flow(params, data, 1e-3)
+    check_run(tr, params)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="zero-time switching cycle at near-duplicate opposite labels")
+def test_near_duplicate_points_with_opposite_labels() -> None:
+    """Three points in R^3, the third a copy of the first moved by 1e-13 with the opposite
+    label: "neuron 6 keeps switching state at t = 848.789 ... (a corner of 1 held
+    boundaries)"."""
+    X = [[0.1257302210933933, -0.1321048632913019, 0.6404226504432821],
+         [0.10490011715303971, -0.535669373161111, 0.36159505490948474],
+         [0.1257302210933279, -0.13210486329131485, 0.6404226504433604]]
+    data = Dataset(X, [-1.0, -1.0, 1.0])
+    params = init_network(20, 3, 1e-2, seed=1)
+    tr = gradient_flow(params, data, 1e4)
+    check_run(tr, params)
