@@ -1,11 +1,10 @@
 """Minimal reproducers of gradient_flow failures on valid input, found by fuzzing.
 
-Each test states the correct behaviour and is marked ``xfail(strict=True, raises=...)``
-with the exception the engine raises today (a hang shows as
-:class:`~reluflow.engine.deadline.RunTimeLimitExceeded` under a limit far above the cost
-of a healthy run; a wrong result as ``AssertionError``).  When the engine is fixed the
-test passes, the strict xfail turns it red, and the marker is to be removed.  Every
-failing case takes well under 10 s.
+Each test states the correct behaviour; its docstring says how the engine failed before
+the fix (a hang is caught by a time limit far above the cost of a healthy run).  The
+cases still marked ``xfail(strict=True, raises=...)`` are known limitations, with the
+exception they raise today; when one is fixed the strict marker turns it red and is to
+be removed.  Every case takes well under 10 s.
 """
 
 from __future__ import annotations
@@ -15,12 +14,10 @@ from runchecks import check_run
 
 from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
 from reluflow.engine.datasets import linear_margin
-from reluflow.engine.deadline import RunTimeLimitExceeded, time_limit
+from reluflow.engine.deadline import time_limit
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, raises=FloatingPointError,
-                   reason="a neuron decaying like e^-t underflows float64 at t ~ 700")
 @pytest.mark.parametrize("rtol", [1e-6, 1e-9, 1e-12])
 def test_single_shrinking_neuron_on_one_point(rtol: float) -> None:
     """One neuron with a > 0 active on one point labelled -1: f -> 0, r -> -1, so
@@ -50,8 +47,6 @@ def test_separable_two_points_at_a_small_angle_reach_t_max(delta: float, m: int)
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, raises=RunTimeLimitExceeded,
-                   reason="Zeno: cut steps of shrinking length, time never advances")
 def test_iris_two_points_four_neurons_rtol_1e3_logistic_finishes() -> None:
     """Two iris points (versicolor/virginica rows 67 and 51 of the binary subset), four
     neurons, rtol 1e-3, logistic loss, t_max 1e12: every step from t = 503.72 is cut
@@ -95,8 +90,6 @@ def test_four_non_separable_points_two_neurons_rtol_1e3() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="points below the rank cut 1e-12 * sigma_max: t = 0 switching cycle")
 def test_points_with_tiny_norms_at_the_start() -> None:
     """Two points of norm 1e-138 and 1e-130 next to a unit point: the data rank is cut to
     1 (singular values below 1e-12 of the largest), the neuron's start state is classified
@@ -117,8 +110,6 @@ def test_points_with_tiny_norms_at_the_start() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="pattern of a point below the rank cut comes from its projection")
 def test_small_point_pattern_follows_its_own_sign() -> None:
     """x2 = 1e-13 (1, 1) next to e1: the rank cut drops e2, so the engine sees
     x2 ~ 1e-13 e1 and reports point 2 active while b.x2 = -2e-15 (angle cosine -0.45)."""
@@ -129,8 +120,6 @@ def test_small_point_pattern_follows_its_own_sign() -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="zero-time switching cycle at near-duplicate opposite labels")
 def test_near_duplicate_points_with_opposite_labels() -> None:
     """Three points in R^3, the third a copy of the first moved by 1e-13 with the opposite
     label: "neuron 6 keeps switching state at t = 848.789 ... (a corner of 1 held

@@ -86,6 +86,7 @@ class Located:
     side: NDArray[np.int8]  # side a release goes to
     count: Index  # events this neuron already had in the step
     zscale: Array  # rounding scale of z (sum of its polynomial's coefficient norms)
+    stuck: Index  # its events at this same instant before this one
 
     def take(self, sel: NDArray[np.bool_] | Index) -> Located:
         return Located(*(getattr(self, f.name)[sel] for f in fields(self)))
@@ -231,12 +232,14 @@ class Found:
 
 
 def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = None,
-           fresh: NDArray[np.bool_] | None = None) -> Found:
+           fresh: NDArray[np.bool_] | None = None, slack: Array | None = None) -> Found:
     """First crossing, or sign change of a held ``a``, of each row along its segments.
 
     ``status`` (R, n) is each row's state.  ``fresh`` (R, n) marks the points each row
     was just resolved on at time ``start`` (R,): their functions vanish there and are
-    always deflated at the start of the segment that begins at ``start``.
+    always deflated at the start of the segment that begins at ``start``, and they only
+    have an event if the row moves back across by more than ``slack`` (R,) of its size
+    (:meth:`~reluflow.engine.tolerances.Tolerances.slack`; default ``rtol``).
     """
     R = status.shape[0]
     out = Found(np.full(R, np.inf), np.zeros((R, prob.D1)), np.zeros(R),
@@ -247,7 +250,8 @@ def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = N
         force = None
         if fresh is not None and start is not None:
             force = fresh[part.row] & (part.lo == start[part.row])[:, None]
-        u, c, pt = _first_on_segments(prob, part, status[part.row], force)
+        srow = None if slack is None else slack[part.row]
+        u, c, pt = _first_on_segments(prob, part, status[part.row], force, srow)
         t_ev = part.lo + u * (part.hi - part.lo)
         fin = np.flatnonzero(np.isfinite(u))
         if fin.size == 0:
@@ -266,7 +270,8 @@ def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = N
 
 
 def _first_on_segments(prob: Problem, seg: Segments, st: Status,
-                       force: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.int8], Index]:
+                       force: NDArray[np.bool_] | None,
+                       slack: Array | None = None) -> tuple[Array, NDArray[np.int8], Index]:
     r"""Per segment: first event parameter u (inf: none), its cause and point.
 
     A pair (segment, point) can only have a root if :math:`s_i\beta(0)^\top\tilde x_i` is
@@ -293,7 +298,10 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
             st[p_idx, i_idx][:, None]
         tq = tol[p_idx, i_idx]
         fq = np.zeros(p_idx.size, dtype=bool) if force is None else force[p_idx, i_idx]
-        keep = (dp.bernstein_min(polys.T) < -tq) | fq
+        keep = dp.bernstein_min(polys.T) < -tq
+        if fq.any():  # just resolved there: an event only if it moves to the wrong side
+            sl = np.full(P, prob.tol.rtol) if slack is None else slack
+            keep[fq] = _moves_back(prob, seg, polys[fq], p_idx[fq], i_idx[fq], sl)
         p_idx, i_idx, polys, tq, fq = p_idx[keep], i_idx[keep], polys[keep], tq[keep], fq[keep]
     if p_idx.size:
         roots = dp.first_root(dp.deflate(polys, tq, fq), tq)
@@ -303,6 +311,24 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
         point[p_idx[first]] = i_idx[first]
     _first_flip(prob, seg, st, u, cause, point)
     return u, cause, point
+
+
+def _moves_back(prob: Problem, seg: Segments, polys: Array, p_idx: Index,
+                i_idx: Index, slack: Array) -> NDArray[np.bool_]:
+    r"""Pairs just resolved at their segment start that move to the other side after it.
+
+    The function :math:`p(u) - p(0)` (the start value is the resolved boundary) must drop
+    below the integration error of the segment: ``slack`` (``rtol``, more for a neuron
+    that already came back at this instant) times the neuron's size times
+    :math:`\lVert\tilde x_i\rVert`.  A resolved neuron whose motion only grazes its
+    boundary within that error (a release, where the normal velocity vanishes, or a
+    tangential touch: the side is decided at the error level) goes on in the resolved
+    state instead of switching back and forth at one instant.
+    """
+    zfull = np.linalg.norm(seg.coef, axis=2).sum(axis=0)[p_idx]
+    tol = slack[p_idx] * zfull * prob.xnorm[i_idx]
+    moved = polys - polys[:, :1]
+    return np.asarray(dp.bernstein_min(moved.T) < -tol)
 
 
 def _first_flip(prob: Problem, seg: Segments, st: Status, u: Array, cause: NDArray[np.int8],
@@ -480,6 +506,10 @@ def process(step: DenseStep, loc: Located,
     pre = z[:, 1:] @ Xr.T
     scale = np.maximum(np.linalg.norm(z[:, 1:], axis=1), loc.zscale)
     onb = (np.abs(pre) <= prob.tol.boundary * scale[:, None] * prob.xnorm) | (loc.status == 0)
+    # on the other side than its state says within the integration error: it is on that
+    # boundary too (else each such point would be an event of its own at this instant)
+    slack = prob.tol.slack(loc.stuck)
+    onb |= (loc.status * pre < 0) & (np.abs(pre) <= (slack * scale)[:, None] * prob.xnorm)
     crossed = loc.cause == CROSS
     onb[rows[crossed], loc.point[crossed]] = True
     e = int(onb.sum(axis=1).max())

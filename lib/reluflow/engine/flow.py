@@ -59,6 +59,10 @@ __all__ = ["gradient_flow", "merge_duplicates"]
 Array = NDArray[np.float64]
 
 _BIG = 1e300  # largest size of any product the field forms (float64 max is 1.8e308)
+#: A neuron smaller than this (and than 1e-100 of its start) is set to zero, a fixed point of
+#: the flow: a neuron with a^2 = |b|^2 can shrink like e^(-c t), which reaches float64's
+#: subnormal range (1e-308) within a step or two of tau past this size.
+_VANISH = 1e-200
 
 
 def gradient_flow(
@@ -250,6 +254,7 @@ class _Run:
     snap: tuple[float, Array, int, float] | None = None
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=15))
     keep_events: bool = True
+    size0: Array = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def start(cls, params: Params, data: Dataset, loss: str, tol: Tolerances, tgrid: Array,
@@ -257,9 +262,7 @@ class _Run:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         _check_scale(params, data, loss)
         X = data.X
-        _U, sv, Vt = np.linalg.svd(X, full_matrices=False)
-        D = max(1, int(np.sum(sv > sv[0] * 1e-12))) if sv[0] > 0 else 1
-        Q = Vt[:D].T
+        Q = _span_basis(X)
         Xr = X @ Q
         beta = params.B @ Q
         Z = np.column_stack([params.a, beta])
@@ -273,6 +276,8 @@ class _Run:
         run = cls(prob, nrn, Q, params.B - beta @ Q.T, rec,
                   Recorder(tgrid, rec, params.a, params.B, data, loss), np.log1p(tgrid),
                   t_max, wall0, cpu0)
+        run.size0 = np.abs(Z).max(axis=1)
+        run.vanish(0.0)
         return run
 
     def record(self) -> None:
@@ -306,6 +311,7 @@ class _Run:
                 raise RuntimeError(f"gradient_flow: no progress in time for {stall} steps "
                                    f"at t = {math.expm1(s):.6g}")
             s, h = res.s, res.h_next
+            self.vanish(s)
             self.recent.append(h)
             stiff = stiff + 1 if res.hlambda > self.prob.tol.stiff_hlambda else 0
             if stiff >= self.prob.tol.stiff_steps and self._too_stiff(s, h) and \
@@ -317,6 +323,29 @@ class _Run:
             if s >= s_target:
                 s = s_target
                 self.record()
+
+    def vanish(self, s: float) -> None:
+        r"""Set neurons shrunk to below ``_VANISH`` (and 1e-100 of their start) to zero.
+
+        Zero is a fixed point of every neuron's field (:math:`\dot z = G z`), and their
+        outputs are below float64's range; they leave their active and held points
+        (``deactivate`` and ``slide-end`` events at ``t``) and never move again.
+        """
+        nrn = self.nrn
+        live = nrn.alive
+        size = np.abs(nrn.Z[live]).max(axis=1) if live.size else np.zeros(0)
+        small = (size < _VANISH) & (size < 1e-100 * self.size0[live])
+        if not small.any():
+            return
+        gone = live[small]
+        k, i = np.nonzero(nrn.status[gone] >= 0)
+        if self.keep_events and k.size:
+            kind = np.where(nrn.status[gone[k], i] == 1, KINDS.index("deactivate"),
+                            KINDS.index("slide-end")).astype(np.int8)
+            self.events.append((np.full(k.size, math.expm1(s)), gone[k], i, kind))
+        nrn.Z[gone] = 0.0
+        nrn.status[gone] = -1
+        nrn.alive = live[~small]
 
     def _count(self, res: StepResult) -> None:
         self.steps += 1
@@ -412,7 +441,22 @@ class _Run:
         if self.j < self.s_rec.size:  # stopped early (stiff): keep what was recorded
             for name in ("t", "loss", "f", "a", "B", "pattern", "drift"):
                 setattr(traj, name, getattr(traj, name)[: self.j])
+            traj.events = traj.events[traj.events["t"] <= traj.t[-1]]  # and what it shows
         return traj
+
+
+def _span_basis(X: Array) -> Array:
+    r"""Orthonormal basis :math:`Q` (d, D) of the span of the data's directions.
+
+    The rank is decided on the unit vectors :math:`x_i/\lVert x_i\rVert` (singular values
+    above :math:`10^{-12}` of the largest), so a point far smaller than the others keeps
+    its own direction: every :math:`b^\top x_i = \beta^\top\tilde x_i` exactly.
+    """
+    norm = np.linalg.norm(X, axis=1, keepdims=True)
+    U = np.divide(X, norm, out=np.zeros_like(X), where=norm > 0)
+    _U, sv, Vt = np.linalg.svd(U, full_matrices=False)
+    D = max(1, int(np.sum(sv > sv[0] * 1e-12))) if sv.size and sv[0] > 0 else 1
+    return np.ascontiguousarray(Vt[:D].T)
 
 
 def _classify_start(prob: Problem, nrn: Neurons, pre: Array, params: Params,

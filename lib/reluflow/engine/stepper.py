@@ -259,10 +259,17 @@ def first_events(step: DenseStep, nrn: Neurons) -> Located:
 
 def _located(step: DenseStep, idx: Index, status: Status, seg: Segments,
              releases: tuple[Array, Index, NDArray[np.int8]], start: Array | None = None,
-             fresh: NDArray[np.bool_] | None = None, count: Index | None = None) -> Located:
-    """Earliest of crossing/flip (on ``seg``) and release for each row."""
+             fresh: NDArray[np.bool_] | None = None, count: Index | None = None,
+             stuck: Index | None = None) -> Located:
+    """Earliest of crossing/flip (on ``seg``) and release for each row.
+
+    ``stuck``: each row's events at the instant ``start`` so far (they widen the margin
+    a move back across a just-resolved boundary needs, :meth:`Tolerances.slack`).
+    """
     prob = step.system.prob
-    found = locate(prob, seg, status, start, fresh)
+    stk = np.zeros(idx.size, np.int64) if stuck is None else stuck
+    found = locate(prob, seg, status, start, fresh,
+                   None if stuck is None else prob.tol.slack(stk))
     tau, z, cause, point = found.tau, found.z, found.cause, found.point
     zscale = found.zscale
     rt, rp, rs = releases
@@ -275,7 +282,8 @@ def _located(step: DenseStep, idx: Index, status: Status, seg: Segments,
         side = np.where(rel, rs, side).astype(np.int8)
         z[rel], zscale[rel] = _segment_values(seg, rel, rt)
     cnt = np.zeros(idx.size, np.int64) if count is None else count
-    return Located(idx, tau, z, status, cause, point, side, cnt, zscale)
+    again = np.zeros(idx.size, np.int64) if start is None else np.where(tau == start, stk + 1, 0)
+    return Located(idx, tau, z, status, cause, point, side, cnt, zscale, again)
 
 
 def _segment_values(seg: Segments, rows: NDArray[np.bool_],
@@ -344,7 +352,8 @@ def _empty(prob: Problem) -> Located:
     n = prob.Xr.shape[0]
     return Located(np.zeros(0, np.int64), np.zeros(0), np.zeros((0, prob.D1)),
                    np.zeros((0, n), np.int8), np.zeros(0, np.int8), np.zeros(0, np.int64),
-                   np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0))
+                   np.zeros(0, np.int8), np.zeros(0, np.int64), np.zeros(0),
+                   np.zeros(0, np.int64))
 
 
 # ------------------------------------------------------------------ passes
@@ -388,7 +397,7 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
                                      _constant(z[dead], loc.tau[dead], out.s_end)))
         keep = ~dead
         loc = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
-                           fresh[keep], count[keep], out)
+                           fresh[keep], count[keep], loc.stuck[keep], out)
     out.finish(step.s0)
     return out
 
@@ -400,7 +409,8 @@ def _constant(z: Array, start: Array, s_end: float) -> Segments:
 
 
 def _next_events(step: DenseStep, idx: Index, s: Array, z: Array, status: Status,
-                 fresh: NDArray[np.bool_], count: Index, out: _Passes) -> Located:
+                 fresh: NDArray[np.bool_], count: Index, stuck: Index,
+                 out: _Passes) -> Located:
     """Move neurons on from their events (a piece each); returns their next events."""
     if idx.size == 0:
         return _empty(step.system.prob)
@@ -408,7 +418,7 @@ def _next_events(step: DenseStep, idx: Index, s: Array, z: Array, status: Status
     seg = motion_segments(step, status, s, z, s_end)
     out.pieces.append(_Piece(idx, s, status, seg))
     loc = _located(step, idx, status, seg, release_times(step, status, s, s_end), s, fresh,
-                   count)
+                   count, stuck)
     return loc.take(np.isfinite(loc.tau) & in_step(loc.tau, step.s0, s_end))
 
 

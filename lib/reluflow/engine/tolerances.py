@@ -67,6 +67,17 @@ class Tolerances:
     stall_steps : int
         Consecutive steps without progress in time after which the run raises instead
         of looping.
+    resolved_slack : float
+        A neuron's motion after an event is accurate to the integration error (about
+        ``rtol`` times its size, more on a propagator applied from the step start), and
+        just after a release its normal velocity to the released boundary vanishes, so
+        the side it departs to is decided at that error level.  A neuron just resolved
+        on a boundary switches back only if its motion crosses it by more than
+        ``rtol`` of its size, and a neuron on the other side of a point than its state
+        says by no more than that is on that boundary too.  Each time a neuron
+        nevertheless comes back at the same instant, that margin grows by the factor
+        ``resolved_slack`` (:meth:`slack`), so a decision taken at the error level
+        cannot switch back and forth for ever.
 
     Examples
     --------
@@ -88,6 +99,7 @@ class Tolerances:
     stiff_budget: int = 20_000
     rounding_field: float = 64 * _EPS
     stall_steps: int = 200
+    resolved_slack: float = 10.0
 
     def __post_init__(self) -> None:
         lo, hi = RTOL_RANGE
@@ -103,6 +115,18 @@ class Tolerances:
     def solver_rtol(self) -> float:
         """``rtol`` for scipy's solvers, which floor it at 100 machine epsilons."""
         return max(self.rtol, 100 * _EPS)
+
+    def slack(self, stuck: np.ndarray) -> np.ndarray:
+        r"""Relative margin of a move that counts after an event, per neuron.
+
+        ``rtol * resolved_slack ** stuck`` (at most 0.1), ``stuck`` the neuron's events
+        at the same instant before this one.
+
+        >>> Tolerances(rtol=1e-6).slack(np.array([0, 1, 2]))
+        array([1.e-06, 1.e-05, 1.e-04])
+        """
+        k = np.minimum(np.asarray(stuck, dtype=np.float64), 8.0)
+        return np.asarray(np.minimum(self.rtol * self.resolved_slack**k, 0.1))
 
     @property
     def batch(self) -> float:
