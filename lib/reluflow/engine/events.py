@@ -151,7 +151,9 @@ class EventBatch:
         tau = np.concatenate(self.tau)
         mag = np.concatenate(self.mag)
         d = np.clip(s - tau, 0.0, None)
-        return float(scale * np.sum(mag * d * d) / 2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            err = float(scale * np.sum(mag * d * d) / 2)
+        return err if np.isfinite(err) else np.inf  # an overflowing piece: cut before it
 
     def cut_time(self, s0: float, s_end: float, scale: float, budget: float) -> float:
         """Latest time in (first event, s_end] where the deferral error fits the budget."""
@@ -204,7 +206,9 @@ class Deferral:
         d_end = np.maximum(self.s_end - self.tau, 1e-300)
         K = np.maximum(self.wend - self.w1 * d_end, 0.0) / d_end**2
         d = np.clip(s - self.tau, 0.0, None)
-        return float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + K * d**3 / 3))
+        with np.errstate(over="ignore", invalid="ignore"):
+            err = float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + K * d**3 / 3))
+        return err if np.isfinite(err) else np.inf  # an overflowing piece: cut before it
 
     def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
         """None if the step fits ``budget``, else the latest time where it does."""

@@ -106,6 +106,19 @@ class _Piece:
     seg: Segments  # rows index into idx
 
 
+#: A catch-up solve in which a neuron grows by more than this factor ends the step there:
+#: its effect on the outputs (which the step only sees at its end) is far beyond any budget.
+_GROWTH = 1e30
+
+
+class _Blowup(Exception):
+    """A catch-up solve met a neuron growing by more than ``_GROWTH`` at ``tau``."""
+
+    def __init__(self, tau: float) -> None:
+        super().__init__(tau)
+        self.tau = tau
+
+
 @dataclass
 class _Passes:
     """Outcome of the passes of one step attempt: every neuron's pieces after its events."""
@@ -163,7 +176,7 @@ def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
     first = first_events(step, nrn)
     res = run_passes(step, first, step.s1)
     for _ in range(64):
-        if res.cut_at is not None:  # a neuron kept switching: redo the passes to there
+        if res.cut_at is not None:  # a neuron kept switching or blew up: redo to there
             res = run_passes(step, first, res.cut_at)
             continue
         cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch)
@@ -192,10 +205,12 @@ def deferral(step: DenseStep, nrn: Neurons, res: _Passes) -> Deferral:
     st_true = np.concatenate(res.status)
     x_end = float(step.x_of(res.s_end))
     z_fr = step.frozen_at(idx, nrn.Z[idx], x_end)
-    c_true = (st_true == 1) * z_true[:, :1] * (z_true[:, 1:] @ prob.Xr.T)
-    c_fr = (nrn.status[idx] == 1) * z_fr[:, :1] * (z_fr[:, 1:] @ prob.Xr.T)
-    r = np.abs(prob.residual(step.f_at(np.array([0.0, x_end])))).max(axis=0)
-    wend = np.abs(c_true - c_fr) @ (r * prob.xnorm)
+    with np.errstate(over="ignore", invalid="ignore"):  # a piece may overflow: inf error
+        c_true = (st_true == 1) * z_true[:, :1] * (z_true[:, 1:] @ prob.Xr.T)
+        c_fr = (nrn.status[idx] == 1) * z_fr[:, :1] * (z_fr[:, 1:] @ prob.Xr.T)
+        r = np.abs(prob.residual(step.f_at(np.array([0.0, x_end])))).max(axis=0)
+        wend = np.abs(c_true - c_fr) @ (r * prob.xnorm)
+    wend = np.where(np.isfinite(wend), wend, np.inf)
     order = np.argsort(res.first_idx)
     pos = order[np.searchsorted(res.first_idx[order], idx)]
     return Deferral(res.first_tau[pos], res.first_w[pos], wend, res.s_end)
@@ -396,8 +411,12 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
             out.pieces.append(_Piece(loc.idx[dead], loc.tau[dead], new[dead],
                                      _constant(z[dead], loc.tau[dead], out.s_end)))
         keep = ~dead
-        loc = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
-                           fresh[keep], count[keep], loc.stuck[keep], out)
+        try:
+            loc = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
+                               fresh[keep], count[keep], loc.stuck[keep], out)
+        except _Blowup as blow:
+            out.cut_at = blow.tau
+            return out
     out.finish(step.s0)
     return out
 
@@ -493,6 +512,7 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
     solver = MaxNormDOP853(rhs, 0.0, z.ravel(), 1.0, rtol=prob.tol.solver_rtol,
                            atol=atol, first_step=1.0)
     rows, lo, hi, coefs = [], [], [], []
+    limit = _GROWTH * np.abs(z).max(axis=1)
     while solver.status == "running":
         check_deadline()
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
@@ -500,9 +520,9 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
             if solver.status == "failed":
                 raise FloatingPointError(f"gradient_flow: catch-up solve failed: {msg}")
             c = dp.monomial(solver.dense_output()).reshape(8, N, D1)
-        if not np.all(np.isfinite(c)):
-            raise FloatingPointError("gradient_flow: catch-up solve overflowed at t = "
-                                     f"{math.expm1(float(s.min())):.6g}")
+        grown = ~(np.abs(c).sum(axis=0).max(axis=1) <= limit)  # also catches inf and nan
+        if grown.any():  # end the step where the first such neuron is (it is > its event)
+            raise _Blowup(float(np.min(s[grown] + solver.t * L[grown])))
         rows.append(np.arange(N))
         lo.append(s + solver.t_old * L)
         hi.append(s + solver.t * L)
