@@ -248,8 +248,9 @@ def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = N
     R = status.shape[0]
     out = Found(np.full(R, np.inf), np.zeros((R, prob.D1)), np.zeros(R),
                 np.zeros(R, dtype=np.int8), np.full(R, -1, dtype=np.int64))
-    for lo in range(0, seg.row.size, _CHUNK):
-        sl = slice(lo, lo + _CHUNK)
+    chunk = max(64, min(_CHUNK, 2**19 // max(prob.Xr.shape[0], 1)))  # (8, chunk, n) floats
+    for lo in range(0, seg.row.size, chunk):
+        sl = slice(lo, lo + chunk)
         part = Segments(seg.row[sl], seg.lo[sl], seg.hi[sl], seg.coef[:, sl])
         force = None
         if fresh is not None and start is not None:
@@ -278,18 +279,18 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
                        slack: Array | None = None) -> tuple[Array, NDArray[np.int8], Index]:
     r"""Per segment: first event parameter u (inf: none), its cause and point.
 
-    A pair (segment, point) can only have a root if :math:`s_i\beta(0)^\top\tilde x_i` is
-    within :math:`\sum_{p\ge1}\lVert\beta_p\rVert\,\lVert\tilde x_i\rVert` of zero; only
-    those pairs get their Bernstein bound, and only pairs whose bound is negative are
-    root-found.
+    Every event function :math:`s_i\beta(u)^\top\tilde x_i = \sum_p c_{p,i} u^p` comes from
+    one matrix product; a pair (segment, point) can only have a root if
+    :math:`c_{0,i} - \sum_{p\ge1}|c_{p,i}| < 0` (a lower bound on [0, 1]); only those pairs
+    get their Bernstein bound, and only pairs whose bound is negative are root-found.
     """
     P = seg.row.size
+    n, D = prob.Xr.shape
     Cb = seg.coef[:, :, 1:]
-    nrm = np.linalg.norm(Cb, axis=2)  # (8, P)
-    zn = nrm.sum(axis=0)  # bounds |beta(u)| on [0, 1], and the rounding of its values
+    zn = np.linalg.norm(Cb, axis=2).sum(axis=0)  # bounds |beta(u)| and its rounding
     tol = prob.tol.boundary * zn[:, None] * prob.xnorm[None, :]
-    e0 = (Cb[0] @ prob.Xr.T) * st
-    maybe = (e0 - nrm[1:].sum(axis=0)[:, None] * prob.xnorm[None, :] < -tol) & (st != 0)
+    V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n) * st  # every event function
+    maybe = (V[0] - np.abs(V[1:]).sum(axis=0) < -tol) & (st != 0)
     if force is not None:
         force = force & (st != 0)
         maybe |= force
@@ -298,8 +299,7 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     point = np.full(P, -1, dtype=np.int64)
     p_idx, i_idx = np.nonzero(maybe)
     if p_idx.size:
-        polys = np.einsum("kqd,qd->qk", Cb[:, p_idx], prob.Xr[i_idx]) * \
-            st[p_idx, i_idx][:, None]
+        polys = np.ascontiguousarray(V[:, p_idx, i_idx].T)
         tq = tol[p_idx, i_idx]
         fq = np.zeros(p_idx.size, dtype=bool) if force is None else force[p_idx, i_idx]
         keep = dp.bernstein_min(polys.T) < -tq
