@@ -86,14 +86,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
 
     Examples
     --------
-    >>> print(markdown_table(["a", "b"], [[1, "x|y"]], "lr"))
-    | a | b |
-    |:---|---:|
-    | 1 | x\|y |
-    >>> print(markdown_table(["a", "b"], [["one\nline", None]], "-c"))
-    | a | b |
-    |---|:---:|
-    | one line | None |
+    The lines, and the cells of the rule:
+
+    >>> head, rule, row = markdown_table(["a", "b"], [[1, "x|y"]], "lr").splitlines()
+    >>> head, row
+    ('| a | b |', '| 1 | x\\|y |')
+    >>> rule.split("|")
+    ['', ':---', '---:', '']
+    >>> head, rule, row = markdown_table(["a", "b"], [["one\nline", None]], "-c").splitlines()
+    >>> row, rule.split("|")
+    ('| one line | None |', ['', '---', ':---:', ''])
     """
     cols = [str(h) for h in header]
     if not cols:
