@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from IPython.core.formatters import format_display_data
 
+from reluflow.analysis import text
 from reluflow.book import (
     FAST_ENV,
     GLUE_METADATA_KEY,
@@ -266,15 +267,10 @@ def test_checklist_rejects_empty_and_bad_tolerances() -> None:
         checks.that("x", True, why=3)  # type: ignore[arg-type]
 
 
-def test_markdown_table() -> None:
-    assert markdown_table(["a", "b"], [[1, "x|y"]], "lr").splitlines() == [
-        "| a | b |", "|:---|---:|", "| 1 | x\\|y |"]
-    with pytest.raises(ValueError, match="every row must have 2 cells"):
-        markdown_table(["a", "b"], [[1]])
-    with pytest.raises(ValueError, match="align must be one of l, c, r"):
-        markdown_table(["a"], [[1]], "x")
-    with pytest.raises(ValueError, match="header must name at least one column"):
-        markdown_table([], [])
+def test_markdown_table_is_the_analysis_layers_one_builder() -> None:
+    # re-exported for the chapters; tested in tests/analysis/test_text.py
+    assert markdown_table is text.markdown_table
+    assert markdown_table(["a"], [["x|y"]], "r") == "| a |\n|---:|\n| x\\|y |"
 
 
 def test_phase_sentence_says_what_did_not_happen() -> None:

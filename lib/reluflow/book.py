@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from reluflow.analysis.text import math_number
+from reluflow.analysis.text import markdown_table, math_number
 from reluflow.engine import checks as v
 from reluflow.runs.config import FIELDS, ConfigError, Field
 
@@ -632,44 +632,6 @@ def phase_sentence(report: Any, t_max: float) -> str:
     if skipped:
         text += "; not detected: " + ", ".join(w.split(" ", 1)[1] for w in skipped)
     return text + "."
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]],
-                   align: str | None = None) -> str:
-    r"""A Markdown (GFM / MyST) table; cells are ``str``-ed and ``|`` is escaped.
-
-    Parameters
-    ----------
-    header : sequence of str
-        Column titles.
-    rows : sequence of sequences
-        One sequence per row, as long as ``header``.
-    align : str, optional
-        One letter per column, ``l``, ``c`` or ``r`` (default: all left).
-
-    >>> print(markdown_table(["a", "b"], [[1, "x|y"]], "lr"))
-    | a | b |
-    |:---|---:|
-    | 1 | x\|y |
-    """
-    cols = [str(h) for h in header]
-    if not cols:
-        raise ValueError("header must name at least one column")
-    al = align or "l" * len(cols)
-    if len(al) != len(cols) or set(al) - set("lcr"):
-        raise ValueError(f"align must be one of l, c, r per column ({len(cols)}), got {align!r}")
-    rule = {"l": ":---", "c": ":---:", "r": "---:"}
-
-    def cell(x: Any) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in cols) + " |",
-             "|" + "|".join(rule[a] for a in al) + "|"]
-    for row in rows:
-        if len(row) != len(cols):
-            raise ValueError(f"every row must have {len(cols)} cells, got {len(row)}: {row!r}")
-        lines.append("| " + " | ".join(cell(c) for c in row) + " |")
-    return "\n".join(lines)
 
 
 def show_markdown(text: str) -> None:

@@ -85,6 +85,9 @@ def test_table_is_github_markdown_with_one_row_per_behaviour() -> None:
     for line, name in zip(lines[2:], BEHAVIOURS, strict=True):
         assert line.startswith(f"| {name} | yes") and line.endswith("no: x/y |")
         assert line.count("|") == 4
+    one = {"x|y": cols["b"]}  # a setting's name is escaped, a cell's | reads /
+    assert behaviour_table(one).splitlines()[:3] == [
+        "| behaviour | x\\|y |", "|---|---|", "| initial condensation | no: x/y |"]
 
 
 def test_table_and_behaviours_refuse_bad_input() -> None:

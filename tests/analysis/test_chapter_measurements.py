@@ -274,6 +274,15 @@ def test_numerics_summaries() -> None:
     assert "Profile" not in summary and "flow.py" not in summary and "n/m" not in summary
     with pytest.raises(ValueError, match="no 'Wall time and accuracy'"):
         numerics.benchmark_summary("# nothing\n")
+    # the kept columns keep their alignment; unmeasured or missing cells read "–"
+    results = ("## Ratios (same run)\n\n| m | a | b | c | d |\n|:---|---:|:---:|---|---|\n"
+               "| 1 | n/m |  | 4 | 5 |\n| 2 | 3 |\n")
+    assert numerics.benchmark_summary(results).splitlines() == [
+        "**Ratios**", "", "| m | a | b | c |", "|:---|---:|:---:|---|", "| 1 | – | – | 4 |",
+        "| 2 | 3 | – | – |"]
+    for body in ("no table", "| a | b |\n| 1 | 2 |"):
+        with pytest.raises(ValueError, match="section 'Ratios' has no Markdown table"):
+            numerics.benchmark_summary(f"## Ratios\n\n{body}\n")
     assert "no boundary" in numerics.chattering_sentence(None)
     table = numerics.width_table(numerics.width_timings(rf.TwoPointData(0.3, 0.7), [5], 0))
     assert table.count("\n") == 2

@@ -35,6 +35,7 @@ import numpy as np
 
 from reluflow.analysis.patterns import PatternChanges
 from reluflow.analysis.phases import PhaseReport
+from reluflow.analysis.text import markdown_table
 from reluflow.engine import checks as v
 from reluflow.engine.trajectory import Trajectory
 
@@ -233,8 +234,6 @@ def behaviour_table(columns: Mapping[str, Sequence[Behaviour]]) -> str:
     for key, col in columns.items():
         if [b.name for b in col] != list(BEHAVIOURS):
             raise ValueError(f"column {key!r} must list the behaviours {BEHAVIOURS} in order")
-    head = "| behaviour | " + " | ".join(columns) + " |"
-    sep = "|---|" + "---|" * len(columns)
     rows = []
     for i, name in enumerate(BEHAVIOURS):
         cells = []
@@ -245,5 +244,5 @@ def behaviour_table(columns: Mapping[str, Sequence[Behaviour]]) -> str:
                 cells.append(f"yes{when}: {b.evidence}")
             else:
                 cells.append(b.evidence)
-        rows.append(f"| {name} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join([head, sep, *rows])
+        rows.append([name, *(c.replace("|", "/") for c in cells)])
+    return markdown_table(["behaviour", *columns], rows, "-" * (1 + len(columns)))

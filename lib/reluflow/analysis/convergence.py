@@ -29,7 +29,7 @@ from reluflow.analysis.measure import (
 )
 from reluflow.analysis.phases import PhaseReport
 from reluflow.analysis.saddle import mirror_params
-from reluflow.analysis.text import math_number
+from reluflow.analysis.text import markdown_table, math_number
 from reluflow.analysis.theory import (
     fate,
     fate_boundary_distance,
@@ -253,13 +253,12 @@ def seed_runs(data: TwoPointData, kappa: float, m: int, seeds: Sequence[int], t_
 
 def seed_table(rows: Sequence[SeedRow]) -> str:
     """The seed experiment as a Markdown table."""
-    lines = ["| seed | alive: leaders, followers | largest leader share | leaders' mass share "
-             "| followers' angle | margin $\\gamma$ |", "|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r.seed} | {r.n_lead}, {r.n_fol} | {math_number(r.top_share, '.4f')} "
-                     f"| {math_number(r.lead_fraction, '.5f')} | "
-                     f"{math_number(r.fol_angle, '.5f')} | {math_number(r.margin, '.5f')} |")
-    return "\n".join(lines)
+    header = ["seed", "alive: leaders, followers", "largest leader share", "leaders' mass share",
+              "followers' angle", "margin $\\gamma$"]
+    return markdown_table(header, [
+        [r.seed, f"{r.n_lead}, {r.n_fol}", math_number(r.top_share, ".4f"),
+         math_number(r.lead_fraction, ".5f"), math_number(r.fol_angle, ".5f"),
+         math_number(r.margin, ".5f")] for r in rows], "rrrrrr")
 
 
 def describe(c: Convergence, report: PhaseReport, data: TwoPointData) -> str:

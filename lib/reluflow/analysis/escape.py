@@ -24,7 +24,7 @@ from reluflow.analysis.geometry import effective_data, plane_angles, regime, rol
 from reluflow.analysis.measure import check_trajectory, fit_line, neuron_mass, wrap_angle
 from reluflow.analysis.phases import PhaseReport, detect_phases
 from reluflow.analysis.saddle import loss_terms
-from reluflow.analysis.text import math_number
+from reluflow.analysis.text import markdown_table, math_number
 from reluflow.analysis.theory import (
     condensation_rate,
     leading_slope,
@@ -341,20 +341,20 @@ def slope_table(rows: Sequence[SlopeRow]) -> str:
     the leading and the corrected estimates with their errors, and the measured and
     predicted slopes of the plateau length.
     """
-    lines = ["| $\\Delta$ | $p$ | regime | measured | leading $s_0$ | corrected "
-             "| plateau length (predicted) |", "|---:|---:|:---|---:|---:|---:|---:|"]
     names = {"main": "main", "mirror": "mirror", "mu-plus-only": "intermediate"}
+    table = []
     for r in rows:
         meas = math_number(r.measured, ".3f") if math.isfinite(r.measured) else "not reached"
         length = math_number(r.length, ".3f") if math.isfinite(r.length) else "not reached"
         if r.derived:
-            est = (f"{math_number(r.leading, '.3f')} ({_pct(r.leading, r.measured)}) | "
-                   f"{math_number(r.corrected, '.3f')} ({_pct(r.corrected, r.measured)}) | "
-                   f"{length} ({math_number(r.corrected - r.inv_mu, '.3f')})")
+            est = [f"{math_number(r.leading, '.3f')} ({_pct(r.leading, r.measured)})",
+                   f"{math_number(r.corrected, '.3f')} ({_pct(r.corrected, r.measured)})",
+                   f"{length} ({math_number(r.corrected - r.inv_mu, '.3f')})"]
         else:
-            est = f"not derived | not derived | {length} (not derived)"
-        lines.append(f"| {r.delta:g} | {r.p:g} | {names[r.regime]} | {meas} | {est} |")
-    return "\n".join(lines)
+            est = ["not derived", "not derived", f"{length} (not derived)"]
+        table.append([f"{r.delta:g}", f"{r.p:g}", names[r.regime], meas, *est])
+    return markdown_table(["$\\Delta$", "$p$", "regime", "measured", "leading $s_0$",
+                           "corrected", "plateau length (predicted)"], table, "rrlrrrr")
 
 
 def slope_sentence(rows: Sequence[SlopeRow]) -> str:

@@ -23,7 +23,7 @@ from reluflow.analysis.compare import (
     convergence_order,
     sliding_neurons,
 )
-from reluflow.analysis.text import math_number
+from reluflow.analysis.text import markdown_table, math_number
 from reluflow.engine.data import TwoPointData
 from reluflow.engine.descent import gradient_descent
 from reluflow.engine.flow import gradient_flow
@@ -47,13 +47,11 @@ Array = NDArray[np.float64]
 
 def methods_table(rows: Sequence[MethodRun]) -> str:
     """Every method run of :func:`reluflow.analysis.compare.compare_methods` as a table."""
-    lines = ["| method | setting | output error | wall time (s) | work | drift of "
-             "$a_k^2-\\lVert b_k\\rVert^2$ |", "|:---|:---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r.method} | {r.setting} | {math_number(r.error, '.2e')} | "
-                     f"{math_number(r.wall_time, '.3f')} | {r.work} | "
-                     f"{math_number(r.drift, '.1e')} |")
-    return "\n".join(lines)
+    header = ["method", "setting", "output error", "wall time (s)", "work",
+              "drift of $a_k^2-\\lVert b_k\\rVert^2$"]
+    return markdown_table(header, [
+        [r.method, r.setting, math_number(r.error, ".2e"), math_number(r.wall_time, ".3f"),
+         r.work, math_number(r.drift, ".1e")] for r in rows], "llrrrr")
 
 
 @dataclass(frozen=True)
@@ -192,18 +190,22 @@ def width_timings(data: TwoPointData, widths: Sequence[int], seed: int
 
 def width_table(rows: Sequence[dict[str, float]]) -> str:
     """The timings of :func:`width_timings` as a Markdown table."""
-    lines = ["| $m$ | engine to $10^4$ (s, steps) | engine to $10^{30}$ (s, steps) | "
-             "GD s/step | GD to $10^4$ (s, scaled) | loss at $10^{30}$ |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {int(r['m'])} | {r['wall_1e4']:.3f} ({int(r['steps_1e4'])}) | "
-                     f"{r['wall_1e30']:.3f} ({int(r['steps_1e30'])}) | "
-                     f"{math_number(r['gd_step'], '.2e')} | {r['gd_1e4']:,.0f} | "
-                     f"{math_number(r['loss_1e30'], '.2e')} |")
-    return "\n".join(lines)
+    header = ["$m$", "engine to $10^4$ (s, steps)", "engine to $10^{30}$ (s, steps)",
+              "GD s/step", "GD to $10^4$ (s, scaled)", "loss at $10^{30}$"]
+    return markdown_table(header, [
+        [int(r["m"]), f"{r['wall_1e4']:.3f} ({int(r['steps_1e4'])})",
+         f"{r['wall_1e30']:.3f} ({int(r['steps_1e30'])})", math_number(r["gd_step"], ".2e"),
+         f"{r['gd_1e4']:,.0f}", math_number(r["loss_1e30"], ".2e")] for r in rows], "rrrrrr")
 
 
 _SECTION = re.compile(r"^## (.+)$", re.MULTILINE)
+_RULE_CELL = re.compile(r":?-+:?")
+
+
+def _align(rule: str) -> str:
+    """The :func:`~reluflow.analysis.text.markdown_table` letter of a rule cell."""
+    left, right = rule.startswith(":"), rule.endswith(":")
+    return "c" if left and right else "l" if left else "r" if right else "-"
 
 
 def benchmark_summary(results_md: str) -> str:
@@ -212,7 +214,8 @@ def benchmark_summary(results_md: str) -> str:
     From the Markdown the benchmark writes, keeps the sections "Wall time and accuracy"
     (the columns width, method, time reached, wall time and time to :math:`t = 10^4`) and
     "Ratios" (the speed-ups); profiles of the engine's internals are left to the
-    benchmark's own report.  Cells the benchmark could not measure read "–".
+    benchmark's own report.  Cells the benchmark could not measure (``n/m``, empty or
+    missing) read "–"; each kept column keeps its alignment.
     """
     parts = _SECTION.split(results_md)
     sections = {parts[i].strip(): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
@@ -221,13 +224,16 @@ def benchmark_summary(results_md: str) -> str:
         body = next((b for name, b in sections.items() if name.startswith(title)), None)
         if body is None:
             continue
-        rows = [ln for ln in body.splitlines() if ln.strip().startswith("|")]
-        table = []
-        for ln in rows:
-            cells = [c.strip() for c in ln.strip().strip("|").split("|")]
-            table.append("| " + " | ".join("–" if cells[j] in ("n/m", "") else cells[j]
-                                           for j in keep if j < len(cells)) + " |")
-        out.append(f"**{title}**\n\n" + "\n".join(table))
+        rows = [[c.strip() for c in ln.strip().strip("|").split("|")]
+                for ln in body.splitlines() if ln.strip().startswith("|")]
+        if len(rows) < 2 or not all(_RULE_CELL.fullmatch(c) for c in rows[1]):
+            raise ValueError(f"the benchmark's section {title!r} has no Markdown table "
+                             "(a header line, then a rule line such as |---|---:|)")
+        kept = [j for j in keep if j < len(rows[0])]
+        align = "".join(_align(rows[1][j]) if j < len(rows[1]) else "-" for j in kept)
+        table = [["–" if j >= len(r) or r[j] in ("n/m", "") else r[j] for j in kept]
+                 for r in (rows[0], *rows[2:])]
+        out.append(f"**{title}**\n\n" + markdown_table(table[0], table[1:], align))
     if not out:
         raise ValueError("no 'Wall time and accuracy' or 'Ratios' table in the benchmark text")
     return "\n\n".join(out)

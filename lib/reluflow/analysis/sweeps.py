@@ -18,7 +18,7 @@ from typing import Any
 
 from reluflow.analysis.geometry import effective_data, regime
 from reluflow.analysis.measure import fit_line
-from reluflow.analysis.text import math_number
+from reluflow.analysis.text import markdown_table, math_number
 from reluflow.analysis.theory import (
     escape_rate,
     plateau_escape_slope_prediction,
@@ -155,20 +155,19 @@ def diagram_table(points: Sequence[DiagramPoint]) -> str:
     r"""The phase diagram as a Markdown table: per :math:`(\Delta, p)`, the regime (and the
     leaders' sign), the saddle escape and plateau length at the smaller :math:`\kappa`, the
     escape slope times :math:`\lambda` and the plateau-escape slope with its prediction."""
-    lines = ["| $\\Delta$, $p$ | regime | $t_\\mathrm{esc}$ | plateau | "
-             "$\\lambda\\times$ escape slope | $T_\\mathrm{III}$ slope (predicted) |",
-             "|:---|:---|---:|---:|---:|---:|"]
+    table = []
     for q in points:
         t3, te = q.times["t_plateau_escape"], q.times["t_escape"]
         length = None if t3 is None or te is None else t3 - te
         regime_text = f"{REGIME_NAMES[q.regime]} ({'+' if q.leader > 0 else '−'})"
         if not q.agrees:
             regime_text += ", runs disagree"
-        lines.append(
-            f"| {q.delta:g}, {q.p:g} | {regime_text} | {_num(te)} | {_num(length)} | "
-            f"{_num(q.escape_ratio, '.4f')} | {_num(q.slope, '.3f')} "
-            f"({_num(q.slope_predicted, '.3f', 'not derived')}) |")
-    return "\n".join(lines)
+        table.append([f"{q.delta:g}, {q.p:g}", regime_text, _num(te), _num(length),
+                      _num(q.escape_ratio, ".4f"),
+                      f"{_num(q.slope, '.3f')} ({_num(q.slope_predicted, '.3f', 'not derived')})"])
+    return markdown_table(["$\\Delta$, $p$", "regime", "$t_\\mathrm{esc}$", "plateau",
+                           "$\\lambda\\times$ escape slope",
+                           "$T_\\mathrm{III}$ slope (predicted)"], table, "llrrrr")
 
 
 def kappa_width_table(fits_k: Mapping[str, float], fits_m: Mapping[str, float],
@@ -176,14 +175,14 @@ def kappa_width_table(fits_k: Mapping[str, float], fits_m: Mapping[str, float],
     r"""Slopes of every phase time in :math:`\log(1/\kappa)` and :math:`\log m`, with the
     predictions (:math:`dT/d\log m = -\frac12 dT/d\log(1/\kappa)`, the :math:`\kappa\sqrt m`
     rule, where the :math:`\kappa` slope is predicted)."""
-    lines = ["| phase time | slope in $\\log(1/\\kappa)$ | predicted | slope in $\\log m$ "
-             "| predicted |", "|:---|---:|---:|---:|---:|"]
+    table = []
     for key, name in PHASE_NAMES.items():
         pk = predicted_k.get(key)
         pm = None if pk is None else -0.5 * pk
-        lines.append(f"| {name} | {_num(fits_k[key], '.4f')} | {_num(pk, '.4f', '–')} | "
-                     f"{_num(fits_m[key], '.4f')} | {_num(pm, '.4f', '–')} |")
-    return "\n".join(lines)
+        table.append([name, _num(fits_k[key], ".4f"), _num(pk, ".4f", "–"),
+                      _num(fits_m[key], ".4f"), _num(pm, ".4f", "–")])
+    return markdown_table(["phase time", "slope in $\\log(1/\\kappa)$", "predicted",
+                           "slope in $\\log m$", "predicted"], table, "lrrrr")
 
 
 def unbalanced_groups(balanced: Sequence[Result], unbalanced: Sequence[Result],
@@ -200,10 +199,7 @@ def unbalanced_table(groups: Mapping[str, Sequence[Result]], rate: float,
                      balanced_slope: float) -> tuple[str, dict[str, tuple[float, float]]]:
     r"""Slopes of :math:`t_\mathrm{esc}` and :math:`T_\mathrm{III}` in
     :math:`\log(1/\max(\kappa,\kappa_a))` per group, as a table and as ``{group: (s, s3)}``."""
-    fits = {}
-    lines = ["| initialization | $t_\\mathrm{esc}$ slope (predicted $1/\\lambda$) | "
-             "$T_\\mathrm{III}$ slope (balanced) | regime measured | margin at $t = 10^6$ |",
-             "|:---|---:|---:|:---|---:|"]
+    fits, table = {}, []
     for name, rs in groups.items():
         x = [ell(r) for r in rs]
         se = fit_line(x, [r["t_escape"] for r in rs])[0]
@@ -212,10 +208,12 @@ def unbalanced_table(groups: Mapping[str, Sequence[Result]], rate: float,
         margin = sum(r["normalized_margin"] for r in rs) / len(rs)
         regimes = ", ".join(sorted({REGIME_NAMES.get(r["regime_measured"], "none")
                                     for r in rs}))
-        lines.append(f"| {name} | {_num(se, '.4f')} ({_num(1 / rate, '.4f')}) | "
-                     f"{_num(s3, '.4f')} ({_num(balanced_slope, '.4f')}) | {regimes} | "
-                     f"{_num(margin, '.4f')} |")
-    return "\n".join(lines), fits
+        table.append([name, f"{_num(se, '.4f')} ({_num(1 / rate, '.4f')})",
+                      f"{_num(s3, '.4f')} ({_num(balanced_slope, '.4f')})", regimes,
+                      _num(margin, ".4f")])
+    header = ["initialization", "$t_\\mathrm{esc}$ slope (predicted $1/\\lambda$)",
+              "$T_\\mathrm{III}$ slope (balanced)", "regime measured", "margin at $t = 10^6$"]
+    return markdown_table(header, table, "lrrlr"), fits
 
 
 def logistic_pairs(exponential: Sequence[Result], logistic: Sequence[Result], seed: int,
@@ -235,15 +233,13 @@ def logistic_pairs(exponential: Sequence[Result], logistic: Sequence[Result], se
 
 def logistic_table(pairs: Sequence[Mapping[str, float]]) -> str:
     """The exponential and logistic runs side by side (Markdown)."""
-    lines = ["| $\\kappa$ | $t_\\mathrm{esc}$: exp | logistic (predicted) | "
-             "$T_\\mathrm{III}$: exp | logistic | margin: exp | logistic |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
-    for q in pairs:
-        lines.append(f"| {_num(q['kappa'], '.0e')} | {_num(q['t_exp'], '.4g')} | "
-                     f"{_num(q['t_log'], '.4g')} ({_num(q['pred'], '.4g')}) | "
-                     f"{_num(q['t3_exp'], '.4g')} | {_num(q['t3_log'], '.4g')} | "
-                     f"{_num(q['mg_exp'], '.4f')} | {_num(q['mg_log'], '.4f')} |")
-    return "\n".join(lines)
+    header = ["$\\kappa$", "$t_\\mathrm{esc}$: exp", "logistic (predicted)",
+              "$T_\\mathrm{III}$: exp", "logistic", "margin: exp", "logistic"]
+    return markdown_table(header, [
+        [_num(q["kappa"], ".0e"), _num(q["t_exp"], ".4g"),
+         f"{_num(q['t_log'], '.4g')} ({_num(q['pred'], '.4g')})", _num(q["t3_exp"], ".4g"),
+         _num(q["t3_log"], ".4g"), _num(q["mg_exp"], ".4f"), _num(q["mg_log"], ".4f")]
+        for q in pairs], "rrrrrrr")
 
 
 @dataclass(frozen=True)
@@ -272,11 +268,11 @@ class Row:
 
 def summary_table(rows: Sequence[Row]) -> str:
     """The measured-vs-predicted rows as a Markdown table."""
-    lines = ["| quantity | measured | predicted (source) | error | tolerance |",
-             "|:---|---:|:---|---:|---:|"]
+    table = []
     for r in rows:
         err = (f"{100 * r.error:.2g} %" if r.relative else _num(r.error, ".2g"))
         tol = (f"{100 * r.tolerance:g} %" if r.relative else f"{r.tolerance:g}")
-        lines.append(f"| {r.name} ({r.setting}) | {_num(r.measured, '.4g')} | "
-                     f"{_num(r.predicted, '.4g')} ({r.source}) | {err} | {tol} |")
-    return "\n".join(lines)
+        table.append([f"{r.name} ({r.setting})", _num(r.measured, ".4g"),
+                      f"{_num(r.predicted, '.4g')} ({r.source})", err, tol])
+    return markdown_table(["quantity", "measured", "predicted (source)", "error", "tolerance"],
+                          table, "lrlrr")
