@@ -52,7 +52,7 @@ CASES: dict[str, dict[str, Any]] = {
     "random30": {"n": 30, "d": 5, "m": 100, "kappa": 1e-6, "t_max": 1e4, "lr": 1e-2,
                  "acc_t": 100.0, "rtols": [1e-9], "target": "issue: 250 s before"},
     "random": {"n": 100, "d": 10, "m": 1000, "kappa": 1e-6, "t_max": 1e4, "lr": 1e-2,
-               "acc_t": 100.0, "rtols": [1e-9, 1e-6],
+               "acc_t": 100.0, "rtols": [1e-9, 1e-6, 1e-4],
                "target": "wall >= 100x less than GD lr 1e-2; error vs GD(lr->0) <= 1e-3"},
     "iris": {"m": 200, "kappa": 1e-2, "t_max": 1e6, "lr": 1e-3, "acc_t": 20.0,
              "rtols": [1e-9], "target": "wall < 30 s"},
