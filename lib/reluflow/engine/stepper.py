@@ -53,6 +53,7 @@ from reluflow.engine.events import (
 from reluflow.engine.groups import correct_invariant, fields, is_dead
 
 __all__ = [
+    "Blowup",
     "Neurons",
     "StepResult",
     "catch_up",
@@ -111,7 +112,7 @@ class _Piece:
 _GROWTH = 1e30
 
 
-class _Blowup(Exception):
+class Blowup(Exception):
     """A catch-up solve met a neuron growing by more than ``_GROWTH`` at ``tau``."""
 
     def __init__(self, tau: float) -> None:
@@ -414,7 +415,7 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
         try:
             loc = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
                                fresh[keep], count[keep], loc.stuck[keep], out)
-        except _Blowup as blow:
+        except Blowup as blow:
             out.cut_at = blow.tau
             return out
     out.finish(step.s0)
@@ -486,6 +487,12 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
     Neuron k runs on :math:`\sigma \in [0, 1]`, :math:`\tau = s_k + \sigma(s_{end} - s_k)`,
     with the residuals of the step's output polynomial; its error is controlled relative
     to its own size.  Returns one segment per neuron and sub-step.
+
+    Raises
+    ------
+    Blowup
+        When a neuron grows by more than ``_GROWTH`` (1e30): the step is to end at the
+        exception's ``tau``, where that neuron is (:func:`run_passes` does so).
     """
     prob = step.system.prob
     N, D1 = z.shape
@@ -522,7 +529,7 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
             c = dp.monomial(solver.dense_output()).reshape(8, N, D1)
         grown = ~(np.abs(c).sum(axis=0).max(axis=1) <= limit)  # also catches inf and nan
         if grown.any():  # end the step where the first such neuron is (it is > its event)
-            raise _Blowup(float(np.min(s[grown] + solver.t * L[grown])))
+            raise Blowup(float(np.min(s[grown] + solver.t * L[grown])))
         rows.append(np.arange(N))
         lo.append(s + solver.t_old * L)
         hi.append(s + solver.t * L)
