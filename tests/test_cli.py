@@ -100,6 +100,24 @@ def test_simulate_then_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert isinstance(as_json, dict) and as_json
 
 
+def test_simulate_says_when_the_engine_stopped_early(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Two nearly parallel points (delta 1e-3) are stiff for the explicit integrator: the
+    engine stops the run ("stiff"), and the printed table says so next to the numbers."""
+    out = tmp_path / "stiff"
+    args = ["simulate", "--delta", "0.001", "--p", "0.5", "--kappa", "1e-3", "--m", "2",
+            "--seed", "0", "--t-max", "1e12", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    stop = summary["engine"]["stop"]
+    assert stop["reason"] == "stiff"
+    traj = Trajectory.load(out / "trajectory.npz")
+    assert traj.t[-1] < stop["t"] < 1e12
+    assert f"note: the engine stopped the run at t = {stop['t']:.6g} (stiff:" in printed
+    assert f"the trajectory ends at t = {traj.t[-1]:.6g}" in printed
+
+
 def test_simulate_unbalanced_logistic(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                       ) -> None:
     out = tmp_path / "u"

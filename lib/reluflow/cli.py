@@ -326,6 +326,14 @@ def _write_run(run: Any, stage: Path) -> None:
     (stage / "summary.json").write_text(text + "\n", encoding="utf-8")
 
 
+#: What each early stop of the engine (``Trajectory.info["stop"]``) means, for the printed run.
+_STOPS = {
+    "stationary": "a stationary point, the state is the same at every later time",
+    "stiff": "the flow relaxes at a fixed rate in t, too many steps for the explicit "
+             "integrator to reach t_max",
+}
+
+
 def _print_run(run: Any, out: Path) -> None:
     """The table ``reluflow simulate`` prints after a run."""
     from reluflow.analysis.phases import PHASE_TIMES
@@ -338,6 +346,11 @@ def _print_run(run: Any, out: Path) -> None:
     print(_table([*rows, ["wall_time [s]", run.wall_time]], ["quantity", "value"]))
     print(f"regime: {getattr(run.report, 'regime', '-')}; phase times are gradient-flow "
           f"times ('-': not reached); full report: reluflow phases {out / 'trajectory.npz'}")
+    stop = run.trajectory.info.get("stop")
+    if stop:
+        print(f"note: the engine stopped the run at t = {stop['t']:.6g} ({stop['reason']}: "
+              f"{_STOPS.get(stop['reason'], '')}); the trajectory ends at "
+              f"t = {run.trajectory.t[-1]:.6g}, see \"engine\" in summary.json")
     print(f"wrote {out / 'trajectory.npz'}, {out / 'summary.json'}, {out / 'overview.png'}")
 
 
