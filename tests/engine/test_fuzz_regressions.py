@@ -9,6 +9,9 @@ be removed.  Every case takes well under 10 s.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from runchecks import check_run
 
@@ -135,3 +138,36 @@ def test_near_duplicate_points_with_opposite_labels() -> None:
     params = init_network(20, 3, 1e-2, seed=1)
     tr = gradient_flow(params, data, 1e4)
     check_run(tr, params)
+
+
+def _saved_case(name: str) -> tuple[Params, Dataset, float, float]:
+    """A fuzz case saved with its exact data and start (tests/engine/fuzz_cases.npz)."""
+    f = np.load(Path(__file__).with_name("fuzz_cases.npz"))
+    rtol, t_max = (float(v) for v in f[f"{name}_conf"])
+    return (Params(f[f"{name}_a"], f[f"{name}_B"]),
+            Dataset(f[f"{name}_X"], f[f"{name}_y"], f[f"{name}_w"]), rtol, t_max)
+
+
+@pytest.mark.timeout(60)
+def test_digits_large_start_step_cut_before_every_event() -> None:
+    """Digits 7 against 8 (26 points in R^64), 30 neurons at kappa = 2.7, rtol 1e-5, exp
+    loss, t_max 1e20.  Was: overflow warnings (a Filippov coefficient with a vanishing
+    residual, an event's deferred jump beyond float64), then an IndexError when the
+    deferral cut a step at its first event, before every neuron's next piece."""
+    params, data, rtol, t_max = _saved_case("s124")
+    tr = gradient_flow(params, data, t_max, rtol=rtol)
+    check_run(tr, params, rtol=rtol)
+    assert tr.t[-1] == t_max
+
+
+@pytest.mark.timeout(60)
+def test_many_points_on_one_boundary_hold_consistently() -> None:
+    """37 points on at most three rays in R^4 (rank 3), 30 unbalanced neurons, rtol 1e-12,
+    logistic loss.  Was: "neuron 14 keeps switching state at t = 26.4" between holding
+    eight of its fifteen boundary points and releasing them: with more held points than
+    dimensions the Filippov coefficients are not unique, and the event resolution (a
+    Gram solve) and the release test (the pseudo-inverse) took different solutions."""
+    params, data, rtol, t_max = _saved_case("s221")
+    tr = gradient_flow(params, data, t_max, rtol=rtol, loss="logistic")
+    check_run(tr, params, rtol=max(rtol, 1e-9))
+    assert tr.t[-1] == t_max

@@ -204,10 +204,11 @@ class Deferral:
         if self.tau.size == 0:
             return 0.0
         d_end = np.maximum(self.s_end - self.tau, 1e-300)
-        K = np.maximum(self.wend - self.w1 * d_end, 0.0) / d_end**2
+        excess = np.maximum(self.wend - self.w1 * d_end, 0.0)  # K d_end^2
         d = np.clip(s - self.tau, 0.0, None)
+        q = np.minimum(d / d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
         with np.errstate(over="ignore", invalid="ignore"):
-            err = float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + K * d**3 / 3))
+            err = float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + excess * q * q * d / 3))
         return err if np.isfinite(err) else np.inf  # an overflowing piece: cut before it
 
     def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
@@ -257,8 +258,9 @@ def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = N
             force = fresh[part.row] & (part.lo == start[part.row])[:, None]
         srow = None if slack is None else slack[part.row]
         u, c, pt = _first_on_segments(prob, part, status[part.row], force, srow)
-        t_ev = part.lo + u * (part.hi - part.lo)
         fin = np.flatnonzero(np.isfinite(u))
+        t_ev = np.full(u.size, np.inf)
+        t_ev[fin] = part.lo[fin] + u[fin] * (part.hi[fin] - part.lo[fin])
         if fin.size == 0:
             continue
         order = fin[np.lexsort((t_ev[fin], part.row[fin]))]
@@ -510,9 +512,10 @@ def process(step: DenseStep, loc: Located,
     pre = z[:, 1:] @ Xr.T
     scale = np.maximum(np.linalg.norm(z[:, 1:], axis=1), loc.zscale)
     onb = (np.abs(pre) <= prob.tol.boundary * scale[:, None] * prob.xnorm) | (loc.status == 0)
-    # on the other side than its state says within the integration error: it is on that
-    # boundary too (else each such point would be an event of its own at this instant)
-    slack = prob.tol.slack(loc.stuck)
+    # back at an instant it already had an event at: a point on the other side than its
+    # state says within the integration error is on that boundary too (else each such
+    # point would be an event of its own at this instant, in turn)
+    slack = np.where(loc.stuck > 0, prob.tol.slack(loc.stuck), 0.0)
     onb |= (loc.status * pre < 0) & (np.abs(pre) <= (slack * scale)[:, None] * prob.xnorm)
     crossed = loc.cause == CROSS
     onb[rows[crossed], loc.point[crossed]] = True
@@ -580,5 +583,7 @@ def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Arra
         v = neuron_fields(Xr, act, r, prob.held.rows(st), prob.floor)
         adot = np.einsum("nd,nd->n", z[:, 1:], v)
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
-    J = np.abs(out[1] - out[0]) * np.exp(tau)[:, None]
-    return np.asarray((J * np.abs(r)) @ prob.xnorm)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf: a jump no step can defer
+        J = np.abs(out[1] - out[0]) * np.exp(tau)[:, None]
+        w = (J * np.abs(r)) @ prob.xnorm
+    return np.asarray(np.where(np.isnan(w), np.inf, w))

@@ -321,7 +321,8 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
         c = np.linalg.solve(G, b)[..., 0]
         gn = np.abs(G).sum(axis=(1, 2))
         bad = ~np.all(np.isfinite(c), axis=1) | (
-            np.abs(c).sum(axis=1) * gn > 1e8 * (np.abs(b[..., 0]).sum(axis=1) + 1e-300))
+            np.abs(c).sum(axis=1) * gn > 1e8 * (np.abs(b[..., 0]).sum(axis=1) + 1e-300)) | (
+            hk.sum(axis=1) > XE.shape[2])  # more held points than dimensions: dependent
     except np.linalg.LinAlgError:
         c = np.zeros(b.shape[:2])
         bad = np.ones(rows.size, dtype=bool)
@@ -331,7 +332,7 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
         c[bad] = (np.linalg.pinv(Gb) @ b[bad])[..., 0]
     c = np.where(hk, c, 0.0)
     F[rows] = vA[rows] - np.einsum("ri,rid->rd", c, XK)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lam[rows] = np.where(hk, -c / np.where(hk, rE[rows], 1.0), 0.0)
     return F, lam
 

@@ -146,6 +146,9 @@ class _Passes:
         pid = np.concatenate([np.full(p.idx.size, k) for k, p in enumerate(self.pieces)])
         row = np.concatenate([np.arange(p.idx.size) for p in self.pieces])
         ok = np.flatnonzero(in_step(start, s0, self.s_end))
+        if ok.size == 0:  # cut at or before every event: no neuron moved on
+            self.idx, self.z, self.status = [], [], []
+            return
         order = ok[np.lexsort((start[ok], idx[ok]))]
         last = order[np.r_[idx[order][1:] != idx[order][:-1], True]]
         self.idx, self.z, self.status = [], [], []
