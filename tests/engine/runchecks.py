@@ -15,7 +15,10 @@ def check_run(tr: Trajectory, params: Params, rtol: float = 1e-9) -> None:
       1e-9 of :math:`\\max(a_k^2 + \\lVert b_k\\rVert^2)` over the initial and current state
       (conserved to rounding: the engine restores it after every step);
     * pattern +1 means :math:`b_k^\\top x_i > 0`, -1 means :math:`\\le 0`, 0 (held) means
-      :math:`= 0`, each to ``rtol`` times :math:`\\lVert b_k\\rVert\\lVert x_i\\rVert`.
+      :math:`= 0`, each to ``rtol`` times :math:`\\lVert z_k\\rVert\\lVert x_i\\rVert`,
+      :math:`\\lVert z_k\\rVert^2 = a_k^2 + \\lVert b_k\\rVert^2` (the engine controls each
+      neuron's error relative to that size, so a neuron with :math:`|a_k|` much larger than
+      :math:`\\lVert b_k\\rVert` has :math:`b_k` only to ``rtol`` of :math:`|a_k|`).
     """
     loss = tr.loss
     assert np.all(np.isfinite(loss)) and np.all(np.isfinite(tr.f))
@@ -29,7 +32,8 @@ def check_run(tr: Trajectory, params: Params, rtol: float = 1e-9) -> None:
     assert np.all(np.abs(c - c0) <= 1e-9 * size), "invariant drifted"
     X = tr.data.X
     pre = np.einsum("tkd,nd->tkn", tr.B, X)
-    tol = rtol * np.linalg.norm(tr.B, axis=2)[:, :, None] * np.linalg.norm(X, axis=1)
+    size = np.sqrt(tr.a**2 + np.einsum("tkd,tkd->tk", tr.B, tr.B))
+    tol = rtol * size[:, :, None] * np.linalg.norm(X, axis=1)
     p = tr.pattern
     assert not np.any((p == 1) & (pre < -tol)), "pattern +1 where b.x < 0"
     assert not np.any((p == -1) & (pre > tol)), "pattern -1 where b.x > 0"
