@@ -141,8 +141,8 @@ def test_near_duplicate_points_with_opposite_labels() -> None:
 
 
 def _saved_case(name: str) -> tuple[Params, Dataset, float, float]:
-    """A fuzz case saved with its exact data and start (tests/engine/fuzz_cases.npz)."""
-    f = np.load(Path(__file__).with_name("fuzz_cases.npz"))
+    """A fuzz case saved with its exact data and start (tests/data/fuzz_cases.npz)."""
+    f = np.load(Path(__file__).parents[1] / "data" / "fuzz_cases.npz")
     rtol, t_max = (float(v) for v in f[f"{name}_conf"])
     return (Params(f[f"{name}_a"], f[f"{name}_B"]),
             Dataset(f[f"{name}_X"], f[f"{name}_y"], f[f"{name}_w"]), rtol, t_max)
