@@ -46,6 +46,15 @@ def problems(draw):  # type: ignore[no-untyped-def]
     return params, Dataset(X, y), loss
 
 
+def _descent_step(params, data: Dataset, loss: str) -> float:  # type: ignore[no-untyped-def]
+    """A twentieth of 1/Lambda (the module's bound on the gradient's Lipschitz constant)."""
+    f0 = np.maximum(data.X @ params.B.T, 0.0) @ params.a
+    r0 = np.abs(residual_weights(f0, data, loss))
+    xn2 = np.linalg.norm(data.X, axis=1) ** 2
+    lam = params.sq_norm() * xn2.max() * r0.sum() + r0 @ xn2
+    return min(0.05, 0.05 / lam) if lam > 0 else 0.05  # lam = 0: every residual underflowed
+
+
 def _against_descent(params, data: Dataset, loss: str) -> None:  # type: ignore[no-untyped-def]
     """The engine's run is right to its tolerance (or the start is refused, clearly)."""
     f0 = np.maximum(data.X @ params.B.T, 0.0) @ params.a
@@ -53,10 +62,7 @@ def _against_descent(params, data: Dataset, loss: str) -> None:  # type: ignore[
         with pytest.raises(ValueError, match="params too large"):
             gradient_flow(params, data, 1.0, loss=loss)
         return
-    r0 = np.abs(residual_weights(f0, data, loss))
-    xn2 = np.linalg.norm(data.X, axis=1) ** 2
-    lam = params.sq_norm() * xn2.max() * r0.sum() + r0 @ xn2
-    lr = min(0.05, 0.05 / lam) if lam > 0 else 0.05  # lam = 0: every residual underflowed
+    lr = _descent_step(params, data, loss)
     t_max = 400 * lr
     times = np.linspace(0.0, t_max, 41)
     tr = gradient_flow(params, data, t_max, times=times, loss=loss)
@@ -142,10 +148,7 @@ def test_every_rtol_runs_and_converges(problem) -> None:  # type: ignore[no-unty
     params, data, loss, rtol = problem
     f0 = np.maximum(data.X @ params.B.T, 0.0) @ params.a
     assume(log_loss(f0, data, loss) <= 700)
-    r0 = np.abs(residual_weights(f0, data, loss))
-    xn2 = np.linalg.norm(data.X, axis=1) ** 2
-    lam = params.sq_norm() * xn2.max() * r0.sum() + r0 @ xn2
-    t_max = 400 * (min(0.05, 0.05 / lam) if lam > 0 else 0.05)
+    t_max = 400 * _descent_step(params, data, loss)
     times = np.linspace(0.0, t_max, 21)
     tr = gradient_flow(params, data, t_max, times=times, loss=loss, rtol=rtol)
     ref = gradient_flow(params, data, t_max, times=times, loss=loss, rtol=max(rtol / 100, 1e-14))
