@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from reluflow.engine import checks as v
-from reluflow.engine.data import Dataset, TwoPointData
+from reluflow.engine.data import Dataset, TwoPointData, span_basis
 
 __all__ = [
     "HALF_PI",
@@ -92,17 +92,6 @@ def two_point(data: Any, *, acute: bool = True) -> TwoPointData:
             f"(acute angle between x+ and x-), got {data.delta!r}"
         )
     return data
-
-
-def span_basis(X: ArrayLike) -> Array:
-    """Orthonormal basis, shape (d, r), of the row span of ``X`` (r = its numerical rank).
-
-    >>> span_basis([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]]).shape
-    (3, 1)
-    """
-    _, sv, Vt = np.linalg.svd(np.asarray(X, dtype=np.float64), full_matrices=False)
-    r = int(np.sum(sv > 1e-12 * max(sv.max(), 1e-300)))
-    return np.asarray(Vt[:r].T, dtype=np.float64)
 
 
 def mu(data: Dataset) -> Array:

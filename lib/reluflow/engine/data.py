@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reluflow.engine import checks as v
 
-__all__ = ["Dataset", "TwoPointData"]
+__all__ = ["Dataset", "TwoPointData", "span_basis"]
 
 
 @dataclass(frozen=True, init=False, eq=False)
@@ -126,3 +126,23 @@ class TwoPointData(Dataset):
     def x_minus(self) -> NDArray[np.float64]:
         """The negative point :math:`x_-`."""
         return self.X[1]
+
+
+def span_basis(X: ArrayLike) -> NDArray[np.float64]:
+    r"""Orthonormal basis :math:`Q`, shape (d, D), of the span of the data's directions.
+
+    The rank is decided on the unit vectors :math:`x_i/\lVert x_i\rVert` (singular values
+    above :math:`10^{-12}` of the largest), so a point far smaller than the others keeps its
+    own direction and every :math:`b^\top x_i = (Q^\top b)^\top (Q^\top x_i)` exactly.  At
+    least one column (any unit vector when every point is zero).
+
+    >>> span_basis([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1e-200, 0.0]]).shape
+    (3, 2)
+    """
+    Xa = np.asarray(X, dtype=np.float64)
+    big = np.abs(Xa).max(axis=1, keepdims=True)  # scale first: |x|^2 may underflow
+    U = np.divide(Xa, big, out=np.zeros_like(Xa), where=big > 0)
+    U /= np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1.0)
+    _U, sv, Vt = np.linalg.svd(U, full_matrices=False)
+    D = max(1, int(np.sum(sv > sv[0] * 1e-12))) if sv.size and sv[0] > 0 else 1
+    return np.ascontiguousarray(Vt[:D].T)

@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from reluflow.engine import checks as v
 from reluflow.engine.coupled import Problem
-from reluflow.engine.data import Dataset
+from reluflow.engine.data import Dataset, span_basis
 from reluflow.engine.deadline import check_deadline
 from reluflow.engine.events import KINDS
 from reluflow.engine.groups import HeldCache, correct_invariant, fields, resolve
@@ -262,7 +262,7 @@ class _Run:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         _check_scale(params, data, loss)
         X = data.X
-        Q = _span_basis(X)
+        Q = span_basis(X)
         Xr = X @ Q
         beta = params.B @ Q
         Z = np.column_stack([params.a, beta])
@@ -443,20 +443,6 @@ class _Run:
                 setattr(traj, name, getattr(traj, name)[: self.j])
             traj.events = traj.events[traj.events["t"] <= traj.t[-1]]  # and what it shows
         return traj
-
-
-def _span_basis(X: Array) -> Array:
-    r"""Orthonormal basis :math:`Q` (d, D) of the span of the data's directions.
-
-    The rank is decided on the unit vectors :math:`x_i/\lVert x_i\rVert` (singular values
-    above :math:`10^{-12}` of the largest), so a point far smaller than the others keeps
-    its own direction: every :math:`b^\top x_i = \beta^\top\tilde x_i` exactly.
-    """
-    norm = np.linalg.norm(X, axis=1, keepdims=True)
-    U = np.divide(X, norm, out=np.zeros_like(X), where=norm > 0)
-    _U, sv, Vt = np.linalg.svd(U, full_matrices=False)
-    D = max(1, int(np.sum(sv > sv[0] * 1e-12))) if sv.size and sv[0] > 0 else 1
-    return np.ascontiguousarray(Vt[:D].T)
 
 
 def _classify_start(prob: Problem, nrn: Neurons, pre: Array, params: Params,
