@@ -44,6 +44,7 @@ __all__ = [
     "Found",
     "Located",
     "Segments",
+    "as_error",
     "in_step",
     "locate",
     "process",
@@ -95,6 +96,18 @@ class Located:
     def concat(cls, parts: list[Located]) -> Located:
         return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in
                      fields(cls)))
+
+
+def as_error(err: Array | float) -> Array:
+    """Non-negative error terms with every overflow (inf, or NaN from inf * 0) as inf.
+
+    A deferred effect beyond float64 is larger than any budget: the step is cut before it.
+
+    >>> as_error(np.array([1.0, np.nan, np.inf])).tolist()
+    [1.0, inf, inf]
+    """
+    e = np.asarray(err, dtype=np.float64)
+    return np.where(np.isfinite(e), e, np.inf)
 
 
 def in_step(tau: Array, s0: float, s_end: float) -> NDArray[np.bool_]:
@@ -152,8 +165,7 @@ class EventBatch:
         mag = np.concatenate(self.mag)
         d = np.clip(s - tau, 0.0, None)
         with np.errstate(over="ignore", invalid="ignore"):
-            err = float(scale * np.sum(mag * d * d) / 2)
-        return err if np.isfinite(err) else np.inf  # an overflowing piece: cut before it
+            return float(as_error(scale * np.sum(mag * d * d) / 2))
 
     def cut_time(self, s0: float, s_end: float, scale: float, budget: float) -> float:
         """Latest time in (first event, s_end] where the deferral error fits the budget."""
@@ -208,8 +220,8 @@ class Deferral:
         d = np.clip(s - self.tau, 0.0, None)
         q = np.minimum(d / d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
         with np.errstate(over="ignore", invalid="ignore"):
-            err = float(np.exp(s) * np.sum(self.w1 * d**2 / 2 + excess * q * q * d / 3))
-        return err if np.isfinite(err) else np.inf  # an overflowing piece: cut before it
+            return float(as_error(np.exp(s) * np.sum(self.w1 * d**2 / 2
+                                                     + excess * q * q * d / 3)))
 
     def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
         """None if the step fits ``budget``, else the latest time where it does."""
@@ -585,5 +597,4 @@ def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Arra
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
     with np.errstate(over="ignore", invalid="ignore"):  # inf: a jump no step can defer
         J = np.abs(out[1] - out[0]) * np.exp(tau)[:, None]
-        w = (J * np.abs(r)) @ prob.xnorm
-    return np.asarray(np.where(np.isnan(w), np.inf, w))
+        return as_error((J * np.abs(r)) @ prob.xnorm)

@@ -45,6 +45,7 @@ from reluflow.engine.events import (
     EventBatch,
     Located,
     Segments,
+    as_error,
     in_step,
     locate,
     process,
@@ -213,8 +214,7 @@ def deferral(step: DenseStep, nrn: Neurons, res: _Passes) -> Deferral:
         c_true = (st_true == 1) * z_true[:, :1] * (z_true[:, 1:] @ prob.Xr.T)
         c_fr = (nrn.status[idx] == 1) * z_fr[:, :1] * (z_fr[:, 1:] @ prob.Xr.T)
         r = np.abs(prob.residual(step.f_at(np.array([0.0, x_end])))).max(axis=0)
-        wend = np.abs(c_true - c_fr) @ (r * prob.xnorm)
-    wend = np.where(np.isfinite(wend), wend, np.inf)
+        wend = as_error(np.abs(c_true - c_fr) @ (r * prob.xnorm))
     order = np.argsort(res.first_idx)
     pos = order[np.searchsorted(res.first_idx[order], idx)]
     return Deferral(res.first_tau[pos], res.first_w[pos], wend, res.s_end)
