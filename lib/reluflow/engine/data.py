@@ -136,7 +136,7 @@ def span_basis(X: ArrayLike) -> NDArray[np.float64]:
     own direction and every :math:`b^\top x_i = (Q^\top b)^\top (Q^\top x_i)` exactly.  At
     least one column (any unit vector when every point is zero).
 
-    >>> span_basis([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1e-200, 0.0]]).shape
+    >>> span_basis([[1.0, 0.0, 0.0], [0.0, 1e-200, 0.0]]).shape
     (3, 2)
     """
     Xa = np.asarray(X, dtype=np.float64)
