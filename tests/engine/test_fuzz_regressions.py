@@ -185,3 +185,35 @@ def test_loose_rtol_patterns_agree_to_the_neurons_size(name: str, loss: str) -> 
     tr = gradient_flow(params, data, t_max, rtol=rtol, loss=loss)
     check_run(tr, params, rtol=rtol)
     assert tr.t[-1] == t_max
+
+
+@pytest.mark.timeout(60)
+def test_sliding_neuron_at_a_non_zero_loss_stops_as_stationary() -> None:
+    """75 points in R^7 with duplicates of either label (non-separable), one neuron,
+    rtol 3e-4, logistic loss, t_max 1e30.  Was: the loss constant to seven digits from
+    t ~ 1e3, yet a release of the neuron's held point and its capture again every ~68 in t
+    (on the steps DOP853 took beyond its stability bound, h lambda ~ 10, whose interpolant
+    located them), and no stiffness stop (the stiff count was reset by every step the
+    step-size controller took below the bound): cost growing like t, > 60 s to t = 1e5.
+    Now steps stay within the bound and the run stops as stationary."""
+    params, data, rtol, t_max = _saved_case("s328")
+    with time_limit(50):
+        tr = gradient_flow(params, data, t_max, rtol=rtol, loss="logistic")
+    check_run(tr, params, rtol=rtol)
+    assert tr.info["stop"]["reason"] == "stationary"
+    assert tr.t[-1] == t_max and tr.info["steps"] < 3000
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("t_max", [1e20, 1e30])
+def test_large_unbalanced_start_on_random_labels_in_one_dimension(t_max: float) -> None:
+    """21 points on a line with random labels, 300 neurons with |a| ~ 2.3 and |b| ~ 0.4
+    (initial loss 6e16), rtol 1e-4, exp loss.  Was: "the integrator failed" at t = 0.23
+    (t_max 1e30) or 4.7 (t_max 1e20): a step accepted with h lambda = 12.7, beyond
+    DOP853's stability bound, whose interpolant at the step's first event put the
+    outputs at -17 instead of -0.08 (loss 20.7 -> 8.8e13)."""
+    params, data, rtol, _ = _saved_case("s392")
+    with time_limit(50):
+        tr = gradient_flow(params, data, t_max, rtol=rtol)
+    check_run(tr, params, rtol=rtol)
+    assert tr.t[-1] == t_max and np.all(np.isfinite(tr.loss))

@@ -374,14 +374,21 @@ def initial_step(system: System, s0: float, s_end: float) -> float:
 
 
 def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> DenseStep:
-    """One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``).
+    r"""One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``).
 
     A step whose dense output is not finite (an extra stage of the interpolant
-    overflowing after a violent step) is taken again four times shorter.
+    overflowing after a violent step) is taken again four times shorter.  A step beyond
+    DOP853's stability bound (:math:`h\lambda >` ``stiff_hlambda``) is taken again at the
+    bound, and the next step is proposed no longer than the bound: beyond it the error
+    estimate no longer controls the error (nor the interpolant, which locates the
+    events).  The step's ``hlambda`` is the stiffness at the length the integrator asked
+    for, so a stability-limited flow still counts as stiff.
     """
     prob = system.prob
+    bound = prob.tol.stiff_hlambda
     if not h:
         h = initial_step(system, s0, s_end)
+    asked = 0.0  # h lambda of the longest step the integrator asked for
     for _ in range(60):
         first = min(h, s_end - s0)
         solver = MaxNormDOP853(system.rhs, s0, system.y0(), s_end, rtol=prob.tol.solver_rtol,
@@ -391,10 +398,22 @@ def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> 
             if solver.status == "failed":
                 raise FloatingPointError(
                     f"gradient_flow: the integrator failed at t = {math.expm1(s0):.6g}: {msg}")
+            taken = float(solver.t) - s0
+            hl = solver.hlambda
+            shorter = taken * bound / hl if bound < hl < math.inf else 0.0
+            if asked == 0.0 and s0 + shorter > s0:  # once: again at the bound
+                asked = hl
+                h = shorter
+                continue
             dense = solver.dense_output()
             coef = dp.monomial(dense)
         if np.all(np.isfinite(coef)):
-            return DenseStep(system, s0, float(solver.t), coef, float(solver.h_abs),
-                             solver.hlambda, int(solver.nfev), dense)
+            h_next = float(solver.h_abs)
+            lam = hl / taken if taken > 0 else 0.0  # |J| per unit of tau
+            if 0.0 < lam < math.inf:
+                asked = max(asked, lam * h_next)
+                h_next = min(h_next, bound / lam)
+            return DenseStep(system, s0, float(solver.t), coef, h_next, max(hl, asked),
+                             int(solver.nfev), dense)
         h = 0.25 * (float(solver.t) - s0)
     raise FloatingPointError(f"gradient_flow: no finite step at t = {math.expm1(s0):.6g}")

@@ -230,6 +230,39 @@ def _check_scale(params: Params, data: Dataset, loss: str) -> None:
 
 
 @dataclass
+class _StiffCount:
+    r"""Hairer's stiffness test of DOP853: is the integrator limited by stability?
+
+    A step with :math:`h\lambda` above ``stiff_hlambda`` counts; ``stiff_calm``
+    consecutive steps below it reset the count; the flow is stiff once the count reaches
+    ``stiff_steps``.  Near a stationary point the step-size controller oscillates about
+    the stability bound (it asks for steps above and below it in turn), so a count
+    reset by every step below the bound would never reach ``stiff_steps``.
+
+    Examples
+    --------
+    >>> test = _StiffCount(Tolerances(rtol=1e-6))
+    >>> [test.update(h) for h in [9.0, 4.0] * 15][-3:]  # one step in two above the bound
+    [False, True, True]
+    """
+
+    tol: Tolerances
+    count: int = 0
+    calm: int = 0
+
+    def update(self, hlambda: float) -> bool:
+        """Count one step; True while the flow is stiff."""
+        if hlambda > self.tol.stiff_hlambda:
+            self.count += 1
+            self.calm = 0
+        else:
+            self.calm += 1
+            if self.calm >= self.tol.stiff_calm:
+                self.count = 0
+        return self.count >= self.tol.stiff_steps
+
+
+@dataclass
 class _Run:
     """One run of the engine: problem, neurons, recorder and counters."""
 
@@ -291,7 +324,8 @@ class _Run:
         """Step to every recording time; stop early only for a stated reason."""
         T = self.s_rec.size
         s, h = 0.0, None
-        stall = stiff = 0
+        stall = 0
+        stiff = _StiffCount(self.prob.tol)
         while self.j < T and self.s_rec[self.j] <= s:
             self.record()
         check = True  # test for a stationary point (at the start and on stiff steps)
@@ -313,8 +347,7 @@ class _Run:
             s, h = res.s, res.h_next
             self.vanish(s)
             self.recent.append(h)
-            stiff = stiff + 1 if res.hlambda > self.prob.tol.stiff_hlambda else 0
-            if stiff >= self.prob.tol.stiff_steps and self._too_stiff(s, h) and \
+            if stiff.update(res.hlambda) and self._too_stiff(s, h) and \
                     self._stiff_stop(s):
                 while self.stop is not None and self.stop["reason"] == "stationary" and \
                         self.j < T:

@@ -53,7 +53,11 @@ class Tolerances:
         DOP853's stability bound along the negative real axis (Hairer's value 6.1): a
         step with :math:`h\lambda` above it is limited by stability, not accuracy.
     stiff_steps : int
-        Consecutive stability-limited steps that mark the flow as stiff (Hairer: 15).
+        Stability-limited steps that mark the flow as stiff (Hairer: 15), counted until
+        ``stiff_calm`` consecutive steps are not.
+    stiff_calm : int
+        Consecutive steps within the stability bound that reset the count of
+        stability-limited ones (Hairer: 6).
     stiff_budget : int
         A stiff run stops (with its reason in ``Trajectory.info``) when reaching
         ``t_max`` at the current step length in :math:`t` would take more steps than
@@ -96,6 +100,7 @@ class Tolerances:
     max_passes: int = 32
     stiff_hlambda: float = 6.1
     stiff_steps: int = 15
+    stiff_calm: int = 6
     stiff_budget: int = 20_000
     rounding_field: float = 64 * _EPS
     stall_steps: int = 200
@@ -107,7 +112,8 @@ class Tolerances:
             raise ValueError(f"rtol must lie in [{lo:g}, {hi:g}], got {self.rtol!r}")
         if not 0 < self.batch_share < 1:
             raise ValueError(f"batch_share must lie in (0, 1), got {self.batch_share!r}")
-        for name in ("max_passes", "stiff_steps", "stiff_budget", "stall_steps"):
+        for name in ("max_passes", "stiff_steps", "stiff_calm", "stiff_budget",
+                     "stall_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be an integer >= 1")
 
