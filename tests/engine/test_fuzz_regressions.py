@@ -217,3 +217,28 @@ def test_large_unbalanced_start_on_random_labels_in_one_dimension(t_max: float) 
         tr = gradient_flow(params, data, t_max, rtol=rtol)
     check_run(tr, params, rtol=rtol)
     assert tr.t[-1] == t_max and np.all(np.isfinite(tr.loss))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("loss", ["exp", "logistic"])
+def test_neuron_crossing_b_zero_in_one_dimension_goes_on(loss: str) -> None:
+    """x = +1 (label -1) and x = -1 (label +1), one neuron with a < 0 active on x = -1:
+    its field drives b up through 0, where it is on both points' boundary at once, and on
+    the far side the field of x = +1 drives it on.  Was: at b = 0 every point was resolved
+    inactive (its field is zero there, and a zero normal velocity went to the inactive
+    side), a dead neuron, and f(+1) stayed 0 while gradient descent drives it negative
+    (fuzz: 0.6 % off descent's lr -> 0 limit at t = 10)."""
+    from reluflow import gradient_descent
+
+    params = Params([-0.25], [[-0.1]])
+    data = Dataset([[1.0], [-1.0]], [-1.0, 1.0])
+    times = np.array([1.0, 3.0, 10.0])
+    tr = gradient_flow(params, data, 10.0, times=times, rtol=1e-10, loss=loss)
+    check_run(tr, params, rtol=1e-10)
+    assert tr.pattern[-1, 0, 0] == 1 and tr.f[-1, 0] < 0
+    # descent at lr and lr / 2: its error is first order in lr, so the flow lies within
+    # the two runs' distance of the extrapolated limit 2 g2 - g1
+    g1, g2 = (gradient_descent(params, data, lr, 10.0, times=times, loss=loss,
+                               record_events=False).f for lr in (2e-3, 1e-3))
+    spread = float(np.abs(g2 - g1).max())
+    assert np.abs(tr.f - (2 * g2 - g1)).max() <= spread

@@ -538,9 +538,14 @@ def process(step: DenseStep, loc: Located,
     rel = loc.cause == RELEASE
     hit = (E == loc.point[:, None]) & rel[:, None]
     pref = np.where(hit, loc.side[:, None], -1).astype(np.int8)
+    # a crossed point goes on to the side the neuron arrives moving towards when its
+    # normal velocity there is exactly zero (its field vanishes because every point it
+    # was active on is on the boundary too: b = 0 in one dimension)
+    st_E = np.take_along_axis(loc.status, np.maximum(E, 0), 1)
+    beyond = (E == loc.point[:, None]) & crossed[:, None]
+    pref = np.where(beyond, -st_E, pref).astype(np.int8)
     flip = loc.cause == FLIP
-    ff = hit | (flip[:, None] & valid &
-                (np.take_along_axis(loc.status, np.maximum(E, 0), 1) == 0))
+    ff = hit | (flip[:, None] & valid & (st_E == 0))
     active0 = ((loc.status == 1) & ~onb).astype(np.float64)
     new_e = resolve(Xr, prob.y, active0, E, z[:, 0], r, ff, pref)
     new = loc.status.copy()
