@@ -242,3 +242,17 @@ def test_neuron_crossing_b_zero_in_one_dimension_goes_on(loss: str) -> None:
                                record_events=False).f for lr in (2e-3, 1e-3))
     spread = float(np.abs(g2 - g1).max())
     assert np.abs(tr.f - (2 * g2 - g1)).max() <= spread
+
+
+@pytest.mark.timeout(60)
+def test_neurons_held_on_a_tiny_point_stay_on_its_boundary() -> None:
+    """8 points in R^5, five of norms 1e-148 to 1e-21 beside three of norm ~1, 100
+    neurons, rtol 3e-4, logistic loss.  Was: 198 recorded states "held" on a tiny
+    point (norm 6e-116) while b.x/|x| was up to 690 rtol of the neuron's size off its boundary: the
+    held span's rank was decided on the raw points (singular values below 1e-12 of the
+    largest dropped), so the projection never enforced a tiny point's boundary.  Now the
+    span and the sliding map are computed on the points' directions."""
+    params, data, rtol, t_max = _saved_case("s158")
+    tr = gradient_flow(params, data, t_max, rtol=rtol, loss="logistic")
+    check_run(tr, params, rtol=rtol)
+    assert np.any(tr.pattern == 0) and tr.t[-1] == t_max

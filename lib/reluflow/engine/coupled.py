@@ -31,6 +31,7 @@ from scipy.integrate import DOP853
 from scipy.special import expit
 
 from reluflow.engine import dense as dp
+from reluflow.engine.data import unit_rows
 from reluflow.engine.groups import HeldCache, HeldRows, fields, lorentz_project, unique_states
 from reluflow.engine.tolerances import Tolerances
 
@@ -56,7 +57,7 @@ class Problem:
     floor: Array = field(init=False)  # rounding level of a field term, per point
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "xnorm", np.linalg.norm(self.Xr, axis=1))
+        object.__setattr__(self, "xnorm", unit_rows(self.Xr)[1])  # no underflow
         object.__setattr__(self, "floor", self.tol.rounding_field * self.xnorm)
 
     @property

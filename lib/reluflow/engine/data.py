@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from reluflow.engine import checks as v
 
-__all__ = ["Dataset", "TwoPointData", "span_basis"]
+__all__ = ["Dataset", "TwoPointData", "span_basis", "unit_rows"]
 
 
 @dataclass(frozen=True, init=False, eq=False)
@@ -128,6 +128,22 @@ class TwoPointData(Dataset):
         return self.X[1]
 
 
+def unit_rows(X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Rows as unit vectors and their norms, :math:`x_i = \lVert x_i\rVert u_i`, without
+    underflow (each row is scaled by its largest entry first; a zero row stays zero).
+
+    >>> U, norms = unit_rows([[3e-200, 4e-200], [0.0, 0.0]])
+    >>> U.tolist(), norms.tolist()
+    ([[0.6, 0.8], [0.0, 0.0]], [5e-200, 0.0])
+    """
+    Xa = np.asarray(X, dtype=np.float64)
+    big = np.abs(Xa).max(axis=-1, keepdims=True)
+    U = np.divide(Xa, big, out=np.zeros_like(Xa), where=big > 0)
+    scaled = np.linalg.norm(U, axis=-1, keepdims=True)
+    U /= np.maximum(scaled, 1.0)
+    return U, (big * scaled)[..., 0]
+
+
 def span_basis(X: ArrayLike) -> NDArray[np.float64]:
     r"""Orthonormal basis :math:`Q`, shape (d, D), of the span of the data's directions.
 
@@ -139,10 +155,7 @@ def span_basis(X: ArrayLike) -> NDArray[np.float64]:
     >>> span_basis([[1.0, 0.0, 0.0], [0.0, 1e-200, 0.0]]).shape
     (3, 2)
     """
-    Xa = np.asarray(X, dtype=np.float64)
-    big = np.abs(Xa).max(axis=1, keepdims=True)  # scale first: |x|^2 may underflow
-    U = np.divide(Xa, big, out=np.zeros_like(Xa), where=big > 0)
-    U /= np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1.0)
+    U, _ = unit_rows(X)
     _U, sv, Vt = np.linalg.svd(U, full_matrices=False)
     D = max(1, int(np.sum(sv > sv[0] * 1e-12))) if sv.size and sv[0] > 0 else 1
     return np.ascontiguousarray(Vt[:D].T)

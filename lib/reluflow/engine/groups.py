@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from reluflow.engine.data import unit_rows
+
 __all__ = [
     "HeldCache",
     "HeldGeometry",
@@ -158,12 +160,21 @@ class HeldCache:
         return geo
 
     def _build(self, idx: NDArray[np.int64]) -> HeldGeometry:
+        r"""The held span and sliding map of ``idx``, on the points' directions.
+
+        A boundary depends only on its point's direction :math:`u_j`: the span's rank is
+        decided on the unit vectors (a point far smaller than the others keeps its
+        boundary), and :math:`\mu_j = \tilde\mu_j/\lVert\tilde x_j\rVert` with
+        :math:`\tilde\mu = -(U_K^{+})^\top v_A`.
+        """
         D = self.Xr.shape[1]
-        XK = self.Xr[idx]
-        _U, sv, Vt = np.linalg.svd(XK, full_matrices=False)
-        rank = int(np.sum(sv > sv[0] * _RANK_RTOL)) if sv.size else 0
+        UK, norms = unit_rows(self.Xr[idx])
+        _U, sv, Vt = np.linalg.svd(UK, full_matrices=False)
+        rank = int(np.sum(sv > sv[0] * _RANK_RTOL)) if sv.size and sv[0] > 0 else 0
         labels = np.unique(self.y[idx])
-        pinv_rows = np.asarray(np.linalg.pinv(XK).T, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            pinv_rows = np.divide(np.linalg.pinv(UK).T, norms[:, None],
+                                  out=np.zeros((idx.size, D)), where=norms[:, None] > 0)
         return HeldGeometry(idx, np.ascontiguousarray(Vt[:rank].T), rank >= D, pinv_rows,
                             float(labels[0]) if labels.size == 1 else 0.0)
 
@@ -302,9 +313,11 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
                 rE: Array) -> tuple[Array, Array]:
     r"""Sliding field :math:`P_K v_A` and the Filippov coefficients of each neuron's held set.
 
-    Solves :math:`G_K c = \tilde X_K v_A` (Gram matrix of the held points, identity on the
-    others) by batched LU; rows whose system is singular or ill-conditioned (points of
-    the held set linearly dependent) use the pseudo-inverse.
+    Solves :math:`G_K c = U_K v_A` (Gram matrix of the held points' directions
+    :math:`u_j = \tilde x_j/\lVert\tilde x_j\rVert`, identity on the others; then
+    :math:`\lambda_j = -c_j/(\lVert\tilde x_j\rVert r_j)`) by batched LU; rows whose
+    system is singular or ill-conditioned (points of the held set linearly dependent) use
+    the pseudo-inverse.
     """
     F = vA.copy()
     lam = np.zeros(held.shape)
@@ -312,7 +325,8 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
     if rows.size == 0:
         return F, lam
     hk = held[rows]
-    XK = XE[rows] * hk[..., None]
+    UE, norms = unit_rows(XE[rows])  # on the directions: tiny points keep their boundary
+    XK = UE * hk[..., None]
     G = XK @ np.swapaxes(XK, 1, 2)
     e = held.shape[1]
     G[:, np.arange(e), np.arange(e)] += ~hk
@@ -333,7 +347,7 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
     c = np.where(hk, c, 0.0)
     F[rows] = vA[rows] - np.einsum("ri,rid->rd", c, XK)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lam[rows] = np.where(hk, -c / np.where(hk, rE[rows], 1.0), 0.0)
+        lam[rows] = np.where(hk, -c / np.where(hk, norms * rE[rows], 1.0), 0.0)
     return F, lam
 
 
