@@ -221,21 +221,24 @@ def test_large_unbalanced_start_on_random_labels_in_one_dimension(t_max: float) 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("loss", ["exp", "logistic"])
-def test_neuron_crossing_b_zero_in_one_dimension_goes_on(loss: str) -> None:
-    """x = +1 (label -1) and x = -1 (label +1), one neuron with a < 0 active on x = -1:
-    its field drives b up through 0, where it is on both points' boundary at once, and on
-    the far side the field of x = +1 drives it on.  Was: at b = 0 every point was resolved
-    inactive (its field is zero there, and a zero normal velocity went to the inactive
-    side), a dead neuron, and f(+1) stayed 0 while gradient descent drives it negative
-    (fuzz: 0.6 % off descent's lr -> 0 limit at t = 10)."""
+@pytest.mark.parametrize("b0, y, far", [(-0.1, [-1.0, 1.0], 0), (0.1, [1.0, -1.0], 1)])
+def test_neuron_crossing_b_zero_in_one_dimension_goes_on(b0: float, y: list[float],
+                                                         far: int, loss: str) -> None:
+    """x = +1 and x = -1, one neuron with a < 0 active on one of them, whose field drives
+    b through 0, where it is on both points' boundary at once; on the far side the other
+    point's field drives it on.  Was: at b = 0 the points were resolved inactive (its
+    field is zero there, and a zero normal velocity went to the inactive side), a dead
+    neuron, while gradient descent drives it across (fuzz: 0.6 % to 87 % off descent's
+    lr -> 0 limit at t = 10).  Now a point whose normal velocity vanishes goes on to the
+    side the neuron arrived moving towards."""
     from reluflow import gradient_descent
 
-    params = Params([-0.25], [[-0.1]])
-    data = Dataset([[1.0], [-1.0]], [-1.0, 1.0])
+    params = Params([-0.25], [[b0]])
+    data = Dataset([[1.0], [-1.0]], y)
     times = np.array([1.0, 3.0, 10.0])
     tr = gradient_flow(params, data, 10.0, times=times, rtol=1e-10, loss=loss)
     check_run(tr, params, rtol=1e-10)
-    assert tr.pattern[-1, 0, 0] == 1 and tr.f[-1, 0] < 0
+    assert tr.pattern[-1, 0, far] == 1 and tr.pattern[-1, 0, 1 - far] == -1
     # descent at lr and lr / 2: its error is first order in lr, so the flow lies within
     # the two runs' distance of the extrapolated limit 2 g2 - g1
     g1, g2 = (gradient_descent(params, data, lr, 10.0, times=times, loss=loss,

@@ -538,12 +538,11 @@ def process(step: DenseStep, loc: Located,
     rel = loc.cause == RELEASE
     hit = (E == loc.point[:, None]) & rel[:, None]
     pref = np.where(hit, loc.side[:, None], -1).astype(np.int8)
-    # a crossed point goes on to the side the neuron arrives moving towards when its
-    # normal velocity there is exactly zero (its field vanishes because every point it
-    # was active on is on the boundary too: b = 0 in one dimension)
     st_E = np.take_along_axis(loc.status, np.maximum(E, 0), 1)
-    beyond = (E == loc.point[:, None]) & crossed[:, None]
-    pref = np.where(beyond, -st_E, pref).astype(np.int8)
+    cr = np.flatnonzero(crossed)
+    if cr.size:
+        arrive = _arrival(prob, z[cr], loc.status[cr], r[cr], E[cr], pref[cr])
+        pref[cr] = np.where(st_E[cr] != 0, arrive, pref[cr])
     flip = loc.cause == FLIP
     ff = hit | (flip[:, None] & valid & (st_E == 0))
     active0 = ((loc.status == 1) & ~onb).astype(np.float64)
@@ -555,6 +554,23 @@ def process(step: DenseStep, loc: Located,
     z = _project_held(prob, z, new)
     batch.add_error(loc.tau, _jump(prob, z, loc.status, new, r, loc.tau))
     return new, z, onb
+
+
+def _arrival(prob: Problem, z: Array, status: Status, r: Array, E: Index,
+             pref: NDArray[np.int8]) -> NDArray[np.int8]:
+    r"""Side each boundary point of E is approached towards under the old state's field.
+
+    The sign of :math:`\tfrac{d}{d\tau}\beta^\top\tilde x_j \propto a\,v^\top\tilde x_j`
+    (``pref`` where it is zero): the side a point goes on to when its normal velocity in
+    the new state is exactly zero, which happens when every point the neuron was active
+    on is on the boundary at once (:math:`b = 0` in one dimension), so its field vanishes
+    there; the flow then goes on the way it arrived.
+    """
+    act = (status == 1).astype(np.float64)
+    v = neuron_fields(prob.Xr, act, r, prob.held.rows(status), prob.floor)
+    u = z[:, :1] * (v @ prob.Xr.T)
+    u_E = np.take_along_axis(u, np.maximum(E, 0), 1)
+    return np.where(u_E > 0, 1, np.where(u_E < 0, -1, pref)).astype(np.int8)
 
 
 def _record(batch: EventBatch, loc: Located, new: Status, E: Index,
