@@ -331,6 +331,7 @@ _STOPS = {
     "stationary": "a stationary point, the state is the same at every later time",
     "stiff": "the flow relaxes at a fixed rate in t, too many steps for the explicit "
              "integrator to reach t_max",
+    "resolution": "the flow changes faster than float64 resolves log(1 + t) at that t",
 }
 
 

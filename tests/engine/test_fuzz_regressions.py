@@ -259,3 +259,19 @@ def test_neurons_held_on_a_tiny_point_stay_on_its_boundary() -> None:
     tr = gradient_flow(params, data, t_max, rtol=rtol, loss="logistic")
     check_run(tr, params, rtol=rtol)
     assert np.any(tr.pattern == 0) and tr.t[-1] == t_max
+
+
+@pytest.mark.timeout(60)
+def test_release_far_out_in_t_stops_for_resolution() -> None:
+    """56 weighted points in R^10, three neurons, rtol 1e-7, exp loss, t_max 1e30: one
+    point is left at margin 0 (residual of order its weight) while the loss on the others
+    goes to zero; at t = 5.2e21 a neuron held on three boundaries is released into a
+    motion at a rate of order one in t, far below the float64 spacing of log(1 + t) there
+    (steps of ~4e8 in t).  Was: FloatingPointError "the integrator failed ... spacing";
+    now the run stops with the reason "resolution" and keeps what it recorded."""
+    params, data, rtol, t_max = _saved_case("s278")
+    tr = gradient_flow(params, data, t_max, rtol=rtol)
+    check_run(tr, params, rtol=rtol)
+    stop = tr.info["stop"]
+    assert stop["reason"] == "resolution" and stop["dt"] > 1e-15 * stop["t"]
+    assert tr.t[-1] <= stop["t"] < t_max

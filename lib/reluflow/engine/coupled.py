@@ -35,7 +35,8 @@ from reluflow.engine.data import unit_rows
 from reluflow.engine.groups import HeldCache, HeldRows, fields, lorentz_project, unique_states
 from reluflow.engine.tolerances import Tolerances
 
-__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "initial_step", "integrate_step"]
+__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "Unresolvable", "initial_step",
+           "integrate_step"]
 
 Array = NDArray[np.float64]
 Status = NDArray[np.int8]
@@ -374,6 +375,16 @@ def initial_step(system: System, s0: float, s_end: float) -> float:
     return h if math.isfinite(h) and h > 0 else min(max(h0, 1e-6), s_end - s0)
 
 
+class Unresolvable(FloatingPointError):
+    r"""The flow at :math:`\tau` = ``tau`` needs steps below float64's spacing of
+    :math:`\tau` there: it changes within :math:`\Delta t \approx 10^{-15}(1+t)`."""
+
+    def __init__(self, tau: float) -> None:
+        super().__init__(f"gradient_flow: the flow at t = {math.expm1(tau):.6g} changes on a "
+                         "time scale below the float64 resolution of log(1 + t) there")
+        self.tau = tau
+
+
 def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> DenseStep:
     r"""One accepted DOP853 step from ``s0`` toward ``s_end`` (first try ``h``).
 
@@ -397,6 +408,8 @@ def integrate_step(system: System, s0: float, s_end: float, h: float | None) -> 
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             msg = solver.step()
             if solver.status == "failed":
+                if "spacing" in str(msg):
+                    raise Unresolvable(s0)
                 raise FloatingPointError(
                     f"gradient_flow: the integrator failed at t = {math.expm1(s0):.6g}: {msg}")
             taken = float(solver.t) - s0

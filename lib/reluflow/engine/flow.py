@@ -44,7 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 from threadpoolctl import threadpool_limits
 
 from reluflow.engine import checks as v
-from reluflow.engine.coupled import Problem
+from reluflow.engine.coupled import Problem, Unresolvable
 from reluflow.engine.data import Dataset, span_basis
 from reluflow.engine.deadline import check_deadline
 from reluflow.engine.events import KINDS
@@ -117,7 +117,10 @@ def gradient_flow(
         steps, more than the budget; the dict also gives ``t``, the step ``dt`` in
         :math:`t` and the ``loss`` there; the trajectory then ends at the last recorded
         time before ``t``.  A late phase whose stable step in :math:`\tau` stays put
-        or shrinks slower than :math:`(1+t)^{-1/2}` never stops).
+        or shrinks slower than :math:`(1+t)^{-1/2}` never stops; ``"resolution"``: at
+        ``t`` the flow changes within less than ``dt``, the smallest step float64
+        resolves in :math:`\tau = \log(1+t)` there, as after a release far out in
+        :math:`t` with a point's residual still of order one; ``loss`` as for stiff).
 
     Raises
     ------
@@ -337,7 +340,12 @@ class _Run:
                 while self.j < T:
                     self.record()
                 return
-            res = take_step(self.prob, self.nrn, s, s_target, h)
+            try:
+                res = take_step(self.prob, self.nrn, s, s_target, h)
+            except Unresolvable:
+                self.stop = {"reason": "resolution", "t": math.expm1(s), "loss": self._loss(),
+                             "dt": math.exp(s) * 10 * float(np.spacing(s))}  # scipy's floor
+                return
             check = res.hlambda > self.prob.tol.stiff_hlambda
             self._count(res)
             stall = stall + 1 if res.s <= s else 0
