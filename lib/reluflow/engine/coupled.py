@@ -318,10 +318,10 @@ class DenseStep:
         if d.any():
             out[d] = dp.horner(self.zd_coef()[:, pos[d]], x)
         g = ~d
-        if g.any():
-            q = sysm.group_of[idx[g]]
-            Phi = self.phi_at(q, np.full(q.size, x))
-            out[g] = np.einsum("nij,nj->ni", Phi, Z0[g])
+        if g.any():  # one propagator per group, not per neuron
+            groups, inv = np.unique(sysm.group_of[idx[g]], return_inverse=True)
+            Phi = self.phi_at(groups, np.full(groups.size, x))
+            out[g] = np.einsum("nij,nj->ni", Phi[inv.ravel()], Z0[g])
         return out
 
 
