@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from reluflow.engine import dense as dp
 from reluflow.engine.coupled import DenseStep, Problem
 from reluflow.engine.groups import fields as neuron_fields
-from reluflow.engine.groups import resolve
+from reluflow.engine.groups import HeldRows, resolve, unique_states
 
 __all__ = [
     "CROSS",
@@ -482,10 +482,14 @@ def _padded_held(prob: Problem, status: Status) -> tuple[Index, Array]:
     h = int(held.sum(axis=1).max())
     Kidx = np.full((status.shape[0], h), -1, dtype=np.int64)
     Pinv = np.zeros((status.shape[0], h, prob.Xr.shape[1]))
-    for rw in range(status.shape[0]):
-        geo = prob.held.get(held[rw])
-        Kidx[rw, : geo.idx.size] = geo.idx
-        Pinv[rw, : geo.idx.size] = geo.pinv_rows
+    sets, inv = unique_states(held.view(np.int8))  # one cache lookup per held set
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(sets.shape[0] + 1))
+    for q, hm in enumerate(sets):
+        geo = prob.held.get(hm.view(np.bool_))
+        rows = order[bounds[q] : bounds[q + 1]]
+        Kidx[rows, : geo.idx.size] = geo.idx
+        Pinv[rows, : geo.idx.size] = geo.pinv_rows
     return Kidx, Pinv
 
 
@@ -551,8 +555,10 @@ def process(step: DenseStep, loc: Located,
     vr, vc = np.nonzero(valid)
     new[vr, E[vr, vc]] = new_e[vr, vc]
     _record(batch, loc, new, E, valid)
-    z = _project_held(prob, z, new)
-    batch.add_error(loc.tau, _jump(prob, z, loc.status, new, r, loc.tau))
+    held_new = prob.held.rows(new)
+    z = _project_held(z, held_new)
+    batch.add_error(loc.tau, _jump(prob, z, (loc.status, prob.held.rows(loc.status)),
+                                   (new, held_new), r, loc.tau))
     return new, z, onb
 
 
@@ -587,16 +593,16 @@ def _record(batch: EventBatch, loc: Located, new: Status, E: Index,
         batch.add_records(tau[mask], nid[mask], pts[mask], kind)
 
 
-def _project_held(prob: Problem, z: Array, status: Status) -> Array:
-    """Put held neurons exactly on their boundaries."""
-    held = prob.held.rows(status)
+def _project_held(z: Array, held: HeldRows) -> Array:
+    """Put held neurons exactly on their boundaries (``held``: their held rows)."""
     if held.rows.size:
         z = z.copy()
         z[:, 1:] = held.project(z[:, 1:])
     return z
 
 
-def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Array) -> Array:
+def _jump(prob: Problem, z: Array, old: tuple[Status, HeldRows], new: tuple[Status, HeldRows],
+          r: Array, tau: Array) -> Array:
     r"""Weights :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|` of the events' jumps.
 
     A neuron's contribution to :math:`f_j` is :math:`a\,\beta^\top\tilde x_j` while active
@@ -606,14 +612,15 @@ def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Arra
     :math:`\delta f_i = J_i (s - \tau_e)`, which changes every neuron's relative velocity
     by at most :math:`(1+t)\sum_i |\partial r_i/\partial f_i|\,\lVert\tilde x_i\rVert\,
     |\delta f_i|` with :math:`|\partial r_i/\partial f_i| \le |r_i|` for both losses: the
-    weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.
+    weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.  ``old`` and ``new`` are
+    the states (N, n) before and after the events, each with its held rows.
     """
     Xr = prob.Xr
     out = []
     pre = z[:, 1:] @ Xr.T
-    for st in (old, new):
+    for st, held in (old, new):  # each state with its held rows
         act = (st == 1).astype(np.float64)
-        v = neuron_fields(Xr, act, r, prob.held.rows(st), prob.floor)
+        v = neuron_fields(Xr, act, r, held, prob.floor)
         adot = np.einsum("nd,nd->n", z[:, 1:], v)
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
     with np.errstate(over="ignore", invalid="ignore"):  # inf: a jump no step can defer
