@@ -322,7 +322,7 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
             keep[fq] = _moves_back(prob, seg, polys[fq], p_idx[fq], i_idx[fq], sl)
         p_idx, i_idx, polys, tq, fq = p_idx[keep], i_idx[keep], polys[keep], tq[keep], fq[keep]
     if p_idx.size:
-        roots = dp.first_root(dp.deflate(polys, tq, fq), tq)
+        roots = dp.first_root(dp.deflate(polys, tq, fq), tq, p_idx)  # first per segment
         order = np.lexsort((roots, p_idx))
         first = order[np.r_[True, p_idx[order][1:] != p_idx[order][:-1]]]
         u[p_idx[first]] = roots[first]
