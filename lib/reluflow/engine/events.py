@@ -303,7 +303,8 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     Cb = seg.coef[:, :, 1:]
     zn = np.linalg.norm(Cb, axis=2).sum(axis=0)  # bounds |beta(u)| and its rounding
     tol = prob.tol.boundary * zn[:, None] * prob.xnorm[None, :]
-    V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n) * st  # every event function
+    V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n)  # every event function
+    V *= st.astype(np.float64)  # in place, one cast: a broadcast int8 product is 10x slower
     maybe = (V[0] - np.abs(V[1:]).sum(axis=0) < -tol) & (st != 0)
     if force is not None:
         force = force & (st != 0)
