@@ -31,8 +31,8 @@ from numpy.typing import NDArray
 
 from reluflow.engine import dense as dp
 from reluflow.engine.coupled import DenseStep, Problem
-from reluflow.engine.groups import fields as neuron_fields
 from reluflow.engine.groups import HeldRows, resolve, unique_states
+from reluflow.engine.groups import fields as neuron_fields
 
 __all__ = [
     "CROSS",
@@ -404,9 +404,7 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
     r_grid = prob.residual(step.f_at(step.x_of(g)))
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
-    r = np.concatenate([r_start[:, None, :], np.broadcast_to(r_grid, (rows.size, *r_grid.shape))],
-                       axis=1)
-    marg = _margins(act, Kidx, Pinv, r, prob.Xr)
+    marg = _grid_margins(act, Kidx, Pinv, r_start, r_grid, prob.Xr)
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
     out = marg <= 0
     sel = np.flatnonzero(out.any(axis=1))
@@ -496,17 +494,50 @@ def _padded_held(prob: Problem, status: Status) -> tuple[Index, Array]:
 
 def _lambdas(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
     """Filippov coefficients (R, T, h) of R held states for residuals ``r`` (R, T, n)."""
-    vA = (act[:, None, :] * r) @ Xr  # (R, T, D)
-    mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
     T = r.shape[1]
     rK = np.take_along_axis(r, np.maximum(Kidx, 0)[:, None, :].repeat(T, axis=1), axis=2)
+    return _lambdas_of(act[:, None, :] * r, rK, Pinv, Xr)
+
+
+def _lambdas_of(Ar: Array, rK: Array, Pinv: Array, Xr: Array) -> Array:
+    r""":math:`\lambda_K = -(\tilde X_K^{+})^\top v_A / r_K`, :math:`v_A` = ``Ar @ Xr``.
+
+    ``Ar`` (R, T, n): the residuals on each row's active points; ``rK`` (R, T, h): the
+    residuals of its held points; ``Pinv`` (R, h, D): the rows of
+    :math:`(\tilde X_K^{+})^\top`.
+    """
+    vA = Ar @ Xr  # (R, T, D)
+    mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(mu / rK)
 
 
+def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: Array,
+                  Xr: Array) -> Array:
+    """:func:`_margins` at each row's start (``r_start`` (R, n)) and on a shared grid.
+
+    The grid's residuals ``r_grid`` (T, n) are shared by all rows: they are gathered
+    straight into place instead of being broadcast and concatenated per row first.
+    """
+    R, n = act.shape
+    T, h = r_grid.shape[0] + 1, Kidx.shape[1]
+    K = np.maximum(Kidx, 0)
+    Ar = np.empty((R, T, n))
+    Ar[:, 0] = act * r_start
+    np.multiply(act[:, None, :], r_grid, out=Ar[:, 1:])
+    rK = np.empty((R, T, h))
+    rK[:, 0] = np.take_along_axis(r_start, K, axis=1)
+    rK[:, 1:] = r_grid[:, K].transpose(1, 0, 2)
+    return _margin_of(_lambdas_of(Ar, rK, Pinv, Xr), Kidx)
+
+
 def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
     """Distance of the Filippov coefficients to the ends of (0, 1): (R, T)."""
-    lam = _lambdas(act, Kidx, Pinv, r, Xr)
+    return _margin_of(_lambdas(act, Kidx, Pinv, r, Xr), Kidx)
+
+
+def _margin_of(lam: Array, Kidx: Index) -> Array:
+    """Margins (R, T) of Filippov coefficients ``lam`` (R, T, h) (padding: inf)."""
     m = np.where(Kidx[:, None, :] >= 0, np.minimum(lam, 1 - lam), np.inf)
     m = np.where(np.isnan(m), -np.inf, m)
     return np.asarray(m.min(axis=2))
