@@ -161,25 +161,29 @@ class EventBatch:
         """
         if not self.tau:
             return 0.0
-        tau = np.concatenate(self.tau)
-        mag = np.concatenate(self.mag)
-        d = np.clip(s - tau, 0.0, None)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(as_error(scale * np.sum(mag * d * d) / 2))
+        return _batch_error(np.concatenate(self.tau), np.concatenate(self.mag), s, scale)
 
     def cut_time(self, s0: float, s_end: float, scale: float, budget: float) -> float:
         """Latest time in (first event, s_end] where the deferral error fits the budget."""
         tau = np.concatenate(self.tau)
+        mag = np.concatenate(self.mag)
         lo, hi = float(tau.min()), s_end
         for _ in range(80):
             mid = 0.5 * (lo + hi)
             if mid in (lo, hi):
                 break
-            if self.deferral_error(mid, scale) > budget:
+            if _batch_error(tau, mag, mid, scale) > budget:
                 hi = mid
             else:
                 lo = mid
         return max(lo, s0)
+
+
+def _batch_error(tau: Array, mag: Array, s: float, scale: float) -> float:
+    """:meth:`EventBatch.deferral_error` of the events at ``tau`` with weights ``mag``."""
+    d = np.clip(s - tau, 0.0, None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(as_error(scale * np.sum(mag * d * d) / 2))
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,13 @@ class Deferral:
     w1: Array
     wend: Array
     s_end: float
+    d_end: Array = field(init=False, repr=False, compare=False)
+    excess: Array = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # the parts of the model that do not depend on s
+        d_end = np.maximum(self.s_end - self.tau, 1e-300)
+        object.__setattr__(self, "d_end", d_end)
+        object.__setattr__(self, "excess", np.maximum(self.wend - self.w1 * d_end, 0.0))
 
     @classmethod
     def empty(cls) -> Deferral:
@@ -215,10 +226,9 @@ class Deferral:
     def error(self, s: float) -> float:
         if self.tau.size == 0:
             return 0.0
-        d_end = np.maximum(self.s_end - self.tau, 1e-300)
-        excess = np.maximum(self.wend - self.w1 * d_end, 0.0)  # K d_end^2
+        excess = self.excess  # K d_end^2
         d = np.clip(s - self.tau, 0.0, None)
-        q = np.minimum(d / d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
+        q = np.minimum(d / self.d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
         with np.errstate(over="ignore", invalid="ignore"):
             return float(as_error(np.exp(s) * np.sum(self.w1 * d**2 / 2
                                                      + excess * q * q * d / 3)))
