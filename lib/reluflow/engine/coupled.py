@@ -42,6 +42,7 @@ Array = NDArray[np.float64]
 Status = NDArray[np.int8]
 
 _CHUNK = 8192  # neurons per block in O(m n) passes (bounds temporary memory)
+_POWERS15 = np.arange(15)  # powers of the output polynomial (degree 14)
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,12 @@ class Problem:
     held: HeldCache
     xnorm: Array = field(init=False)
     floor: Array = field(init=False)  # rounding level of a field term, per point
+    wy: Array = field(init=False)  # w * y
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "xnorm", unit_rows(self.Xr)[1])  # no underflow
         object.__setattr__(self, "floor", self.tol.rounding_field * self.xnorm)
+        object.__setattr__(self, "wy", self.w * self.y)
 
     @property
     def D1(self) -> int:
@@ -70,7 +73,7 @@ class Problem:
         z = self.y * f
         with np.errstate(over="ignore", invalid="ignore"):
             g = np.exp(-z) if self.loss == "exp" else expit(-z)
-        return self.w * self.y * g
+        return self.wy * g
 
     def outputs(self, Z: Array, status: Status) -> Array:
         r""":math:`f(x_i) = \sum_k a_k \beta_k^\top\tilde x_i` over neurons active on i."""
@@ -303,7 +306,7 @@ class DenseStep:
     def f_at(self, x: Array) -> Array:
         """Outputs at points ``x`` (N,): (N, n), as one matrix product (powers x coefficients)."""
         xa = np.asarray(x, dtype=np.float64)
-        V = xa[:, None] ** np.arange(15)[None, :]
+        V = xa[:, None] ** _POWERS15[None, :]
         return np.asarray(V @ self.f_coef())
 
     def frozen_at(self, idx: NDArray[np.int64], Z0: Array, x: float) -> Array:
