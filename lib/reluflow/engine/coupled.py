@@ -272,6 +272,7 @@ class DenseStep:
     nfev: int
     dense: Any = None  # scipy's own DenseOutput of the step (the reference for coef)
     _f: Array | None = None
+    _grids: dict[tuple[float, int], tuple[Array, Array]] = field(default_factory=dict)
 
     @property
     def h(self) -> float:
@@ -302,6 +303,17 @@ class DenseStep:
         if self._f is None:
             self._f = _output_poly(self)
         return self._f
+
+    def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array]:
+        """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells) and the residuals there.
+
+        Cached per ``(s_end, cells)``: every pass of a step asks for the same grid.
+        """
+        key = (float(s_end), int(cells))
+        if key not in self._grids:
+            g = self.s0 + (s_end - self.s0) * np.linspace(0.0, 1.0, cells + 1)
+            self._grids[key] = (g, self.system.prob.residual(self.f_at(self.x_of(g))))
+        return self._grids[key]
 
     def f_at(self, x: Array) -> Array:
         """Outputs at points ``x`` (N,): (N, n), as one matrix product (powers x coefficients)."""

@@ -409,10 +409,8 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
         return tau, point, side
     Kidx, Pinv = _padded_held(prob, status[rows])
     act = (status[rows] == 1).astype(np.float64)
-    s0 = step.s0
-    g = s0 + (s_end - s0) * np.linspace(0.0, 1.0, _RELEASE_GRID + 1)
+    g, r_grid = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
-    r_grid = prob.residual(step.f_at(step.x_of(g)))
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
     marg = _grid_margins(act, Kidx, Pinv, r_start, r_grid, prob.Xr)
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
