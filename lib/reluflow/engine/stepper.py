@@ -13,10 +13,11 @@ A step (:func:`take_step`) is
    the step end;
 4. the check that the events' jumps of :math:`df/d\tau`, which the coupled system only sees
    at the step end, stay within ``batch_share * rtol``
-   (:meth:`~reluflow.engine.events.EventBatch.deferral_error`); else the step is
-   *truncated* at the latest time where they do, by re-running the passes to that time on
-   the same dense output (no re-integration: nothing can be cut below what the integrator
-   took), and
+   (:meth:`~reluflow.engine.events.EventBatch.deferral_error` for the first events,
+   :class:`~reluflow.engine.events.Deferral` after the passes); else the step is
+   *truncated* at the latest time where they do: the events after it are dropped and
+   every neuron is taken at that time on the motion the passes computed (no
+   re-integration: nothing can be cut below what the integrator took), and
 5. the commit (:func:`commit`): every neuron at the step end, held neurons exactly on
    their boundaries, :math:`a^2 - \lVert\beta\rVert^2` restored to its initial value.
 """
