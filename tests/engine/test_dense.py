@@ -138,6 +138,43 @@ def test_first_root_finds_the_first_downward_crossing(roots: list[float], lead: 
         assert abs(dp.horner(pad[:, None], np.array([got]))[0]) <= 1e-9 or got == 0.0
 
 
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 40))
+def test_first_root_by_group_keeps_each_group_s_earliest_root(seed: int, groups: int,
+                                                             rows: int) -> None:
+    """With ``group``, every group's earliest root (and its row, ties included) is the one
+    found without it, bit for bit; the rows left out have a strictly later root."""
+    rng = np.random.default_rng(seed)
+    roots = rng.uniform(-0.2, 1.2, (rows, 3))
+    coef = np.zeros((rows, 8))
+    for k in range(rows):
+        c = np.array([rng.uniform(0.1, 3)])
+        for r in roots[k]:
+            c = np.polynomial.polynomial.polymul(c, [r, -1.0])
+        coef[k, : c.size] = c
+    if rows > 1:  # an exact tie between two rows of one group
+        coef[1] = coef[0]
+    group = rng.integers(0, groups, rows)
+    if rows > 1:
+        group[1] = group[0]
+    tol = np.full(rows, 1e-12)
+    full = dp.first_root(coef, tol)
+    part = dp.first_root(coef, tol, group)
+    found = np.isfinite(part)
+    assert np.array_equal(part[found], full[found])
+    for q in np.unique(group):
+        rows_q = np.flatnonzero(group == q)
+        best = rows_q[np.lexsort((full[rows_q],))][0]
+        if np.isfinite(full[best]):
+            assert found[best]
+            later = ~found[rows_q] & (full[rows_q] > full[best])
+            assert np.all((part[rows_q] == full[rows_q]) | later)
+            tied = rows_q[full[rows_q] == full[best]]
+            assert found[tied].all()  # ties are all kept: the caller picks among them
+        else:
+            assert not found[rows_q].any()
+
+
 def test_deflate_removes_the_root_at_the_start() -> None:
     """(u - 0)(1/2 - u): deflated, the polynomial starts positive; its event is at 1/2."""
     c = np.array([[1e-18, 0.5, -1.0, 0, 0, 0, 0, 0]])

@@ -42,6 +42,7 @@ Array = NDArray[np.float64]
 Status = NDArray[np.int8]
 
 _CHUNK = 8192  # neurons per block in O(m n) passes (bounds temporary memory)
+_POWERS15 = np.arange(15)  # powers of the output polynomial (degree 14)
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,12 @@ class Problem:
     held: HeldCache
     xnorm: Array = field(init=False)
     floor: Array = field(init=False)  # rounding level of a field term, per point
+    wy: Array = field(init=False)  # w * y
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "xnorm", unit_rows(self.Xr)[1])  # no underflow
         object.__setattr__(self, "floor", self.tol.rounding_field * self.xnorm)
+        object.__setattr__(self, "wy", self.w * self.y)
 
     @property
     def D1(self) -> int:
@@ -70,7 +73,7 @@ class Problem:
         z = self.y * f
         with np.errstate(over="ignore", invalid="ignore"):
             g = np.exp(-z) if self.loss == "exp" else expit(-z)
-        return self.w * self.y * g
+        return self.wy * g
 
     def outputs(self, Z: Array, status: Status) -> Array:
         r""":math:`f(x_i) = \sum_k a_k \beta_k^\top\tilde x_i` over neurons active on i."""
@@ -269,6 +272,7 @@ class DenseStep:
     nfev: int
     dense: Any = None  # scipy's own DenseOutput of the step (the reference for coef)
     _f: Array | None = None
+    _grids: dict[tuple[float, int], tuple[Array, Array]] = field(default_factory=dict)
 
     @property
     def h(self) -> float:
@@ -300,10 +304,21 @@ class DenseStep:
             self._f = _output_poly(self)
         return self._f
 
+    def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array]:
+        """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells) and the residuals there.
+
+        Cached per ``(s_end, cells)``: every pass of a step asks for the same grid.
+        """
+        key = (float(s_end), int(cells))
+        if key not in self._grids:
+            g = self.s0 + (s_end - self.s0) * np.linspace(0.0, 1.0, cells + 1)
+            self._grids[key] = (g, self.system.prob.residual(self.f_at(self.x_of(g))))
+        return self._grids[key]
+
     def f_at(self, x: Array) -> Array:
         """Outputs at points ``x`` (N,): (N, n), as one matrix product (powers x coefficients)."""
         xa = np.asarray(x, dtype=np.float64)
-        V = xa[:, None] ** np.arange(15)[None, :]
+        V = xa[:, None] ** _POWERS15[None, :]
         return np.asarray(V @ self.f_coef())
 
     def frozen_at(self, idx: NDArray[np.int64], Z0: Array, x: float) -> Array:
@@ -318,10 +333,10 @@ class DenseStep:
         if d.any():
             out[d] = dp.horner(self.zd_coef()[:, pos[d]], x)
         g = ~d
-        if g.any():
-            q = sysm.group_of[idx[g]]
-            Phi = self.phi_at(q, np.full(q.size, x))
-            out[g] = np.einsum("nij,nj->ni", Phi, Z0[g])
+        if g.any():  # one propagator per group, not per neuron
+            groups, inv = np.unique(sysm.group_of[idx[g]], return_inverse=True)
+            Phi = self.phi_at(groups, np.full(groups.size, x))
+            out[g] = np.einsum("nij,nj->ni", Phi[inv.ravel()], Z0[g])
         return out
 
 

@@ -195,13 +195,19 @@ def deflate(coef: Array, tol: Array, force: NDArray[np.bool_] | None = None) -> 
     return c
 
 
-def first_root(coef: Array, tol: Array) -> Array:
+def first_root(coef: Array, tol: Array, group: NDArray[np.int64] | None = None) -> Array:
     r"""First :math:`u \in [0, 1]` where :math:`p` crosses from :math:`\ge 0` to :math:`< 0`.
 
     ``coef`` (P, K), powers on the last axis; ``tol`` (P,).  A crossing counts only if
     :math:`p` drops below :math:`-\text{tol}` (rounding never makes an event); it is
     bracketed on a grid of 64 cells and refined to the root by Newton steps kept inside
     the bracket.  Returns ``inf`` where there is no crossing.
+
+    With ``group`` (P,) (non-negative ints), only the earliest root of each group is
+    wanted: a row whose bracket starts after the cell following its group's earliest
+    bracket is not refined and returned as ``inf`` (a root in cell :math:`j` lies in
+    :math:`[u_{j-1}, u_j]`, so such a row's root is strictly later than the group's
+    first one; the earliest root of each group, ties included, is unchanged).
 
     Examples
     --------
@@ -218,8 +224,14 @@ def first_root(coef: Array, tol: Array) -> Array:
     if not has.any():
         return out
     rows = np.flatnonzero(has)
-    C = coef[rows].T  # (K, R)
     first = np.argmax(neg[rows], axis=1)
+    if group is not None:
+        g = group[rows]
+        jmin = np.full(int(g.max()) + 1, _GRID + 1)
+        np.minimum.at(jmin, g, first)
+        near = first <= jmin[g] + 1
+        rows, first = rows[near], first[near]
+    C = coef[rows].T  # (K, R)
     xb = grid[first]
     xa = grid[np.maximum(first - 1, 0)]
     fa = vals[rows, np.maximum(first - 1, 0)]

@@ -31,8 +31,8 @@ from numpy.typing import NDArray
 
 from reluflow.engine import dense as dp
 from reluflow.engine.coupled import DenseStep, Problem
+from reluflow.engine.groups import HeldRows, resolve, unique_states
 from reluflow.engine.groups import fields as neuron_fields
-from reluflow.engine.groups import resolve
 
 __all__ = [
     "CROSS",
@@ -161,25 +161,29 @@ class EventBatch:
         """
         if not self.tau:
             return 0.0
-        tau = np.concatenate(self.tau)
-        mag = np.concatenate(self.mag)
-        d = np.clip(s - tau, 0.0, None)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return float(as_error(scale * np.sum(mag * d * d) / 2))
+        return _batch_error(np.concatenate(self.tau), np.concatenate(self.mag), s, scale)
 
     def cut_time(self, s0: float, s_end: float, scale: float, budget: float) -> float:
         """Latest time in (first event, s_end] where the deferral error fits the budget."""
         tau = np.concatenate(self.tau)
+        mag = np.concatenate(self.mag)
         lo, hi = float(tau.min()), s_end
         for _ in range(80):
             mid = 0.5 * (lo + hi)
             if mid in (lo, hi):
                 break
-            if self.deferral_error(mid, scale) > budget:
+            if _batch_error(tau, mag, mid, scale) > budget:
                 hi = mid
             else:
                 lo = mid
         return max(lo, s0)
+
+
+def _batch_error(tau: Array, mag: Array, s: float, scale: float) -> float:
+    """:meth:`EventBatch.deferral_error` of the events at ``tau`` with weights ``mag``."""
+    d = np.clip(s - tau, 0.0, None)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(as_error(scale * np.sum(mag * d * d) / 2))
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,13 @@ class Deferral:
     w1: Array
     wend: Array
     s_end: float
+    d_end: Array = field(init=False, repr=False, compare=False)
+    excess: Array = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # the parts of the model that do not depend on s
+        d_end = np.maximum(self.s_end - self.tau, 1e-300)
+        object.__setattr__(self, "d_end", d_end)
+        object.__setattr__(self, "excess", np.maximum(self.wend - self.w1 * d_end, 0.0))
 
     @classmethod
     def empty(cls) -> Deferral:
@@ -215,10 +226,9 @@ class Deferral:
     def error(self, s: float) -> float:
         if self.tau.size == 0:
             return 0.0
-        d_end = np.maximum(self.s_end - self.tau, 1e-300)
-        excess = np.maximum(self.wend - self.w1 * d_end, 0.0)  # K d_end^2
+        excess = self.excess  # K d_end^2
         d = np.clip(s - self.tau, 0.0, None)
-        q = np.minimum(d / d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
+        q = np.minimum(d / self.d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
         with np.errstate(over="ignore", invalid="ignore"):
             return float(as_error(np.exp(s) * np.sum(self.w1 * d**2 / 2
                                                      + excess * q * q * d / 3)))
@@ -303,7 +313,8 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     Cb = seg.coef[:, :, 1:]
     zn = np.linalg.norm(Cb, axis=2).sum(axis=0)  # bounds |beta(u)| and its rounding
     tol = prob.tol.boundary * zn[:, None] * prob.xnorm[None, :]
-    V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n) * st  # every event function
+    V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n)  # every event function
+    V *= st.astype(np.float64)  # in place, one cast: a broadcast int8 product is 10x slower
     maybe = (V[0] - np.abs(V[1:]).sum(axis=0) < -tol) & (st != 0)
     if force is not None:
         force = force & (st != 0)
@@ -322,7 +333,7 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
             keep[fq] = _moves_back(prob, seg, polys[fq], p_idx[fq], i_idx[fq], sl)
         p_idx, i_idx, polys, tq, fq = p_idx[keep], i_idx[keep], polys[keep], tq[keep], fq[keep]
     if p_idx.size:
-        roots = dp.first_root(dp.deflate(polys, tq, fq), tq)
+        roots = dp.first_root(dp.deflate(polys, tq, fq), tq, p_idx)  # first per segment
         order = np.lexsort((roots, p_idx))
         first = order[np.r_[True, p_idx[order][1:] != p_idx[order][:-1]]]
         u[p_idx[first]] = roots[first]
@@ -398,14 +409,10 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
         return tau, point, side
     Kidx, Pinv = _padded_held(prob, status[rows])
     act = (status[rows] == 1).astype(np.float64)
-    s0 = step.s0
-    g = s0 + (s_end - s0) * np.linspace(0.0, 1.0, _RELEASE_GRID + 1)
+    g, r_grid = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
-    r_grid = prob.residual(step.f_at(step.x_of(g)))
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
-    r = np.concatenate([r_start[:, None, :], np.broadcast_to(r_grid, (rows.size, *r_grid.shape))],
-                       axis=1)
-    marg = _margins(act, Kidx, Pinv, r, prob.Xr)
+    marg = _grid_margins(act, Kidx, Pinv, r_start, r_grid, prob.Xr)
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
     out = marg <= 0
     sel = np.flatnonzero(out.any(axis=1))
@@ -482,26 +489,63 @@ def _padded_held(prob: Problem, status: Status) -> tuple[Index, Array]:
     h = int(held.sum(axis=1).max())
     Kidx = np.full((status.shape[0], h), -1, dtype=np.int64)
     Pinv = np.zeros((status.shape[0], h, prob.Xr.shape[1]))
-    for rw in range(status.shape[0]):
-        geo = prob.held.get(held[rw])
-        Kidx[rw, : geo.idx.size] = geo.idx
-        Pinv[rw, : geo.idx.size] = geo.pinv_rows
+    sets, inv = unique_states(held.view(np.int8))  # one cache lookup per held set
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(sets.shape[0] + 1))
+    for q, hm in enumerate(sets):
+        geo = prob.held.get(hm.view(np.bool_))
+        rows = order[bounds[q] : bounds[q + 1]]
+        Kidx[rows, : geo.idx.size] = geo.idx
+        Pinv[rows, : geo.idx.size] = geo.pinv_rows
     return Kidx, Pinv
 
 
 def _lambdas(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
     """Filippov coefficients (R, T, h) of R held states for residuals ``r`` (R, T, n)."""
-    vA = (act[:, None, :] * r) @ Xr  # (R, T, D)
-    mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
     T = r.shape[1]
     rK = np.take_along_axis(r, np.maximum(Kidx, 0)[:, None, :].repeat(T, axis=1), axis=2)
+    return _lambdas_of(act[:, None, :] * r, rK, Pinv, Xr)
+
+
+def _lambdas_of(Ar: Array, rK: Array, Pinv: Array, Xr: Array) -> Array:
+    r""":math:`\lambda_K = -(\tilde X_K^{+})^\top v_A / r_K`, :math:`v_A` = ``Ar @ Xr``.
+
+    ``Ar`` (R, T, n): the residuals on each row's active points; ``rK`` (R, T, h): the
+    residuals of its held points; ``Pinv`` (R, h, D): the rows of
+    :math:`(\tilde X_K^{+})^\top`.
+    """
+    vA = Ar @ Xr  # (R, T, D)
+    mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(mu / rK)
 
 
+def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: Array,
+                  Xr: Array) -> Array:
+    """:func:`_margins` at each row's start (``r_start`` (R, n)) and on a shared grid.
+
+    The grid's residuals ``r_grid`` (T, n) are shared by all rows: they are gathered
+    straight into place instead of being broadcast and concatenated per row first.
+    """
+    R, n = act.shape
+    T, h = r_grid.shape[0] + 1, Kidx.shape[1]
+    K = np.maximum(Kidx, 0)
+    Ar = np.empty((R, T, n))
+    Ar[:, 0] = act * r_start
+    np.multiply(act[:, None, :], r_grid, out=Ar[:, 1:])
+    rK = np.empty((R, T, h))
+    rK[:, 0] = np.take_along_axis(r_start, K, axis=1)
+    rK[:, 1:] = r_grid[:, K].transpose(1, 0, 2)
+    return _margin_of(_lambdas_of(Ar, rK, Pinv, Xr), Kidx)
+
+
 def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
     """Distance of the Filippov coefficients to the ends of (0, 1): (R, T)."""
-    lam = _lambdas(act, Kidx, Pinv, r, Xr)
+    return _margin_of(_lambdas(act, Kidx, Pinv, r, Xr), Kidx)
+
+
+def _margin_of(lam: Array, Kidx: Index) -> Array:
+    """Margins (R, T) of Filippov coefficients ``lam`` (R, T, h) (padding: inf)."""
     m = np.where(Kidx[:, None, :] >= 0, np.minimum(lam, 1 - lam), np.inf)
     m = np.where(np.isnan(m), -np.inf, m)
     return np.asarray(m.min(axis=2))
@@ -551,8 +595,10 @@ def process(step: DenseStep, loc: Located,
     vr, vc = np.nonzero(valid)
     new[vr, E[vr, vc]] = new_e[vr, vc]
     _record(batch, loc, new, E, valid)
-    z = _project_held(prob, z, new)
-    batch.add_error(loc.tau, _jump(prob, z, loc.status, new, r, loc.tau))
+    held_new = prob.held.rows(new)
+    z = _project_held(z, held_new)
+    batch.add_error(loc.tau, _jump(prob, z, (loc.status, prob.held.rows(loc.status)),
+                                   (new, held_new), r, loc.tau))
     return new, z, onb
 
 
@@ -587,16 +633,16 @@ def _record(batch: EventBatch, loc: Located, new: Status, E: Index,
         batch.add_records(tau[mask], nid[mask], pts[mask], kind)
 
 
-def _project_held(prob: Problem, z: Array, status: Status) -> Array:
-    """Put held neurons exactly on their boundaries."""
-    held = prob.held.rows(status)
+def _project_held(z: Array, held: HeldRows) -> Array:
+    """Put held neurons exactly on their boundaries (``held``: their held rows)."""
     if held.rows.size:
         z = z.copy()
         z[:, 1:] = held.project(z[:, 1:])
     return z
 
 
-def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Array) -> Array:
+def _jump(prob: Problem, z: Array, old: tuple[Status, HeldRows], new: tuple[Status, HeldRows],
+          r: Array, tau: Array) -> Array:
     r"""Weights :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|` of the events' jumps.
 
     A neuron's contribution to :math:`f_j` is :math:`a\,\beta^\top\tilde x_j` while active
@@ -606,14 +652,15 @@ def _jump(prob: Problem, z: Array, old: Status, new: Status, r: Array, tau: Arra
     :math:`\delta f_i = J_i (s - \tau_e)`, which changes every neuron's relative velocity
     by at most :math:`(1+t)\sum_i |\partial r_i/\partial f_i|\,\lVert\tilde x_i\rVert\,
     |\delta f_i|` with :math:`|\partial r_i/\partial f_i| \le |r_i|` for both losses: the
-    weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.
+    weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.  ``old`` and ``new`` are
+    the states (N, n) before and after the events, each with its held rows.
     """
     Xr = prob.Xr
     out = []
     pre = z[:, 1:] @ Xr.T
-    for st in (old, new):
+    for st, held in (old, new):  # each state with its held rows
         act = (st == 1).astype(np.float64)
-        v = neuron_fields(Xr, act, r, prob.held.rows(st), prob.floor)
+        v = neuron_fields(Xr, act, r, held, prob.floor)
         adot = np.einsum("nd,nd->n", z[:, 1:], v)
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
     with np.errstate(over="ignore", invalid="ignore"):  # inf: a jump no step can defer

@@ -13,10 +13,11 @@ A step (:func:`take_step`) is
    the step end;
 4. the check that the events' jumps of :math:`df/d\tau`, which the coupled system only sees
    at the step end, stay within ``batch_share * rtol``
-   (:meth:`~reluflow.engine.events.EventBatch.deferral_error`); else the step is
-   *truncated* at the latest time where they do, by re-running the passes to that time on
-   the same dense output (no re-integration: nothing can be cut below what the integrator
-   took), and
+   (:meth:`~reluflow.engine.events.EventBatch.deferral_error` for the first events,
+   :class:`~reluflow.engine.events.Deferral` after the passes); else the step is
+   *truncated* at the latest time where they do: the events after it are dropped and
+   every neuron is taken at that time on the motion the passes computed (no
+   re-integration: nothing can be cut below what the integrator took), and
 5. the commit (:func:`commit`): every neuron at the step end, held neurons exactly on
    their boundaries, :math:`a^2 - \lVert\beta\rVert^2` restored to its initial value.
 """
@@ -387,17 +388,11 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
     loc = first.take(in_step(first.tau, step.s0, s_end))
     first_pass = True
     while loc.idx.size:
-        new, z, fresh = process(step, loc, out.batch)
         if first_pass:
             first_pass = False
-            cut = _first_cut(step, out.batch, out.s_end)
-            if cut is not None and cut < out.s_end:
-                out.s_end = cut
-                keep = in_step(loc.tau, step.s0, cut)
-                out.batch.keep(step.s0, cut)
-                loc, new, z, fresh = loc.take(keep), new[keep], z[keep], fresh[keep]
-            out.first_idx, out.first_tau = loc.idx, loc.tau
-            out.first_w = out.batch.mag[-1] if out.batch.mag else np.zeros(0)
+            loc, new, z, fresh = _first_pass(step, loc, out)
+        else:
+            new, z, fresh = process(step, loc, out.batch)
         out.located += loc.idx.size
         count = loc.count + 1
         over = count >= prob.tol.max_passes
@@ -423,6 +418,47 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
             return out
     out.finish(step.s0)
     return out
+
+
+#: First events applied in the first chunk of :func:`_first_pass` (then doubling).
+_FIRST_CHUNK = 128
+
+
+def _first_pass(step: DenseStep, loc: Located,
+                out: _Passes) -> tuple[Located, Status, Array, NDArray[np.bool_]]:
+    """Apply the first events, in time order and only as far as the step can keep them.
+
+    Their jumps alone may exceed the deferral budget before ``out.s_end``
+    (:func:`_first_cut`): the step end then moves to the cut, and the events after it are
+    dropped.  They are applied in chunks in time order; once the applied ones exceed the
+    budget at the time of the next one, the cut lies before it (later events add nothing
+    to the error before their own time) and the rest are never applied.  Returns the
+    kept events with what :func:`~reluflow.engine.events.process` gives for them.
+    """
+    order = np.argsort(loc.tau, kind="stable")
+    scale = math.exp(out.s_end)
+    budget = step.system.prob.tol.batch
+    parts: list[tuple[Index, Status, Array, NDArray[np.bool_]]] = []
+    done, size = 0, _FIRST_CHUNK
+    while done < order.size:
+        rows = order[done : done + size]
+        parts.append((rows, *process(step, loc.take(rows), out.batch)))
+        done, size = done + rows.size, 2 * size
+        if done < order.size and out.batch.deferral_error(
+                float(loc.tau[order[done]]), scale) > budget:
+            break
+    rows = np.concatenate([p[0] for p in parts])
+    loc = loc.take(rows)
+    new, z, fresh = (np.concatenate([p[k] for p in parts]) for k in (1, 2, 3))
+    cut = _first_cut(step, out.batch, out.s_end)
+    if cut is not None and cut < out.s_end:
+        out.s_end = cut
+        keep = in_step(loc.tau, step.s0, cut)
+        out.batch.keep(step.s0, cut)
+        loc, new, z, fresh = loc.take(keep), new[keep], z[keep], fresh[keep]
+    out.first_idx, out.first_tau = loc.idx, loc.tau
+    out.first_w = np.concatenate(out.batch.mag)
+    return loc, new, z, fresh
 
 
 def _constant(z: Array, start: Array, s_end: float) -> Segments:
