@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from runchecks import check_run
 
 from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
 from reluflow.engine import stepper
@@ -116,3 +117,43 @@ def test_one_recording_time_and_no_event_records() -> None:
     assert one.t.tolist() == [50.0] and np.allclose(one.f[0], full.f[1], rtol=1e-7)
     quiet = gradient_flow(params, data, 100.0, record_events=False)
     assert quiet.events.size == 0 and quiet.info["event_neurons"] > 0
+
+
+def test_a_neuron_at_max_passes_ends_the_step_without_a_redo() -> None:
+    """With three passes allowed, steps end at a switching neuron's third event while the
+    other neurons' passes go on to there (no second run of the passes); the run passes
+    every run check and agrees with a run at a hundredth of its rtol with the default
+    passes to the bound of ``test_every_rtol_runs_and_converges``."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((12, 3))
+    data = Dataset(X, np.sign(X @ rng.standard_normal(3)))
+    params = init_network(40, 3, 1e-3, seed=2)
+    times = np.linspace(0.0, 200.0, 9)
+    rtol = 1e-6
+    ref = gradient_flow(params, data, 200.0, times=times, rtol=rtol / 100)
+    ends: list[float] = []
+    runs: list[float] = []
+    real_end, real_passes = stepper._Passes.end_at, stepper.run_passes
+
+    def end_at(self, s0, s_cut):  # type: ignore[no-untyped-def]
+        ends.append(s_cut)
+        real_end(self, s0, s_cut)
+
+    def passes(step, first, s_end):  # type: ignore[no-untyped-def]
+        runs.append(s_end)
+        return real_passes(step, first, s_end)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(stepper._Passes, "end_at", end_at)
+    mp.setattr(stepper, "run_passes", passes)
+    mp.setattr("reluflow.engine.flow.Tolerances",
+               lambda rtol: Tolerances(rtol=rtol, max_passes=3))
+    try:
+        tr = gradient_flow(params, data, 200.0, times=times, rtol=rtol)
+    finally:
+        mp.undo()
+    assert ends, "no neuron reached max_passes: the test does not test the cut"
+    assert len(runs) == tr.info["steps"]  # one run of the passes per step
+    check_run(tr, params, rtol=rtol)
+    err = np.abs(tr.f - ref.f).max() / np.abs(ref.f).max()
+    assert err <= 1000 * rtol + 1e-9, err

@@ -164,13 +164,21 @@ class _Passes:
             self.z.append(z)
             self.status.append(p.status[sel])
 
-    def truncate(self, s0: float, s_cut: float) -> None:
-        """End the step at ``s_cut`` (before its end) without moving any neuron again."""
+    def end_at(self, s0: float, s_cut: float) -> None:
+        """Move the step end back to ``s_cut``: drop the events a step ending there omits.
+
+        The pieces stay: each covers its neuron's motion up to the old end, hence to
+        ``s_cut`` (:meth:`finish` evaluates them there).
+        """
         self.s_end = s_cut
         self.batch.keep(s0, s_cut)
         keep = in_step(self.first_tau, s0, s_cut)
         self.first_idx, self.first_tau = self.first_idx[keep], self.first_tau[keep]
         self.first_w = self.first_w[keep]
+
+    def truncate(self, s0: float, s_cut: float) -> None:
+        """End the step at ``s_cut`` (before its end) without moving any neuron again."""
+        self.end_at(s0, s_cut)
         self.finish(s0)
 
 
@@ -182,7 +190,7 @@ def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
     first = first_events(step, nrn)
     res = run_passes(step, first, step.s1)
     for _ in range(64):
-        if res.cut_at is not None:  # a neuron kept switching or blew up: redo to there
+        if res.cut_at is not None:  # a neuron blew up in a catch-up: redo to there
             res = run_passes(step, first, res.cut_at)
             continue
         cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch)
@@ -382,6 +390,8 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
 
     The first events alone may already exceed the deferral budget: the step end is then
     moved to the cut before any neuron is moved on (so events after it cost nothing).
+    A neuron reaching ``max_passes`` events moves the step end back to its last one
+    (:meth:`_Passes.end_at`); the passes go on to there.
     """
     prob = step.system.prob
     out = _Passes(s_end=s_end)
@@ -399,12 +409,11 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
         if over.any():
             t_bad = float(loc.tau[over].min())
             if t_bad <= step.s0:
-                raise RuntimeError(
-                    f"gradient_flow: neuron {int(loc.idx[over][0])} keeps switching state "
-                    f"at t = {math.expm1(t_bad):.6g} without moving (a corner of "
-                    f"{int(np.sum(new[over][0] == 0))} held boundaries); try another rtol")
-            out.cut_at = t_bad
-            return out
+                raise _switching(prob, int(loc.idx[over][0]), t_bad, new[over][0])
+            # the step ends before that neuron's next switch; the others go on to there
+            out.end_at(step.s0, t_bad)
+            k = in_step(loc.tau, step.s0, t_bad)
+            loc, new, z, fresh, count = loc.take(k), new[k], z[k], fresh[k], count[k]
         dead = is_dead(new)
         if dead.any():  # dead neurons stay where they died
             out.pieces.append(_Piece(loc.idx[dead], loc.tau[dead], new[dead],
@@ -459,6 +468,18 @@ def _first_pass(step: DenseStep, loc: Located,
     out.first_idx, out.first_tau = loc.idx, loc.tau
     out.first_w = np.concatenate(out.batch.mag)
     return loc, new, z, fresh
+
+
+def _switching(prob: Problem, k: int, tau: float, status: Status) -> RuntimeError:
+    """The error of a neuron switching state at one instant ``max_passes`` times."""
+    geo = prob.held.get(status == 0)
+    why = "try another rtol"
+    if geo.basis.shape[1] < geo.idx.size:
+        why = ("the held points are linearly dependent (several on one line through 0): "
+               "holding is decided per point, which such data can defeat")
+    return RuntimeError(f"gradient_flow: neuron {k} keeps switching state at t = "
+                        f"{math.expm1(tau):.6g} without moving (a corner of {geo.idx.size} "
+                        f"held boundaries); {why}")
 
 
 def _constant(z: Array, start: Array, s_end: float) -> Segments:
