@@ -275,3 +275,15 @@ def test_release_far_out_in_t_stops_for_resolution() -> None:
     stop = tr.info["stop"]
     assert stop["reason"] == "resolution" and stop["dt"] > 1e-15 * stop["t"]
     assert tr.t[-1] <= stop["t"] < t_max
+
+
+@pytest.mark.timeout(60)
+def test_points_on_one_ray_with_both_labels_raise_a_clear_error() -> None:
+    """51 points on three rays in R^3 (positive multiples, random labels), 100 neurons,
+    rtol 1e-9: a neuron reaching one ray's boundary holds its +1 points and cycles between
+    holding two of them (the held points are dependent, and holding is decided per point
+    while such a boundary is held by the ray's summed residual).  A documented limit: the
+    run must raise, naming the cause, not return a wrong trajectory."""
+    params, data, rtol, t_max = _saved_case("s313")
+    with pytest.raises(RuntimeError, match=r"keeps switching state .* linearly dependent"):
+        gradient_flow(params, data, t_max, rtol=rtol)
