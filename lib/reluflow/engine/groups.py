@@ -152,7 +152,9 @@ class HeldCache:
     _cache: dict[bytes, HeldGeometry] = field(default_factory=dict)
 
     def get(self, held_mask: NDArray[np.bool_]) -> HeldGeometry:
-        key = np.packbits(held_mask).tobytes()
+        return self._get(np.packbits(held_mask).tobytes(), held_mask)
+
+    def _get(self, key: bytes, held_mask: NDArray[np.bool_]) -> HeldGeometry:
         geo = self._cache.get(key)
         if geo is None:
             geo = self._build(np.flatnonzero(held_mask))
@@ -186,15 +188,15 @@ class HeldCache:
         if rows.size == 0:
             return HeldRows(rows, np.zeros((0, D, 0)), np.zeros(0, dtype=bool))
         uniq, inv = unique_states(np.ascontiguousarray(held[rows]).astype(np.int8))
-        geos = [self.get(hm.astype(bool)) for hm in uniq]
-        h = max(g.basis.shape[1] for g in geos)
-        U = np.zeros((rows.size, D, h))
-        full = np.zeros(rows.size, dtype=bool)
+        masks = uniq.astype(bool)
+        keys = np.packbits(masks, axis=1)
+        geos = [self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)]
+        h = max([g.basis.shape[1] for g in geos])
+        bases = np.zeros((len(geos), D, h))
         for q, g in enumerate(geos):
-            sel = inv == q
-            U[sel, :, : g.basis.shape[1]] = g.basis
-            full[sel] = g.full
-        return HeldRows(rows, U, full)
+            bases[q, :, : g.basis.shape[1]] = g.basis
+        full = np.array([g.full for g in geos], dtype=bool)
+        return HeldRows(rows, bases[inv], full[inv])
 
 
 def fields(Xr: Array, active: Array, r: Array, held: HeldRows,
