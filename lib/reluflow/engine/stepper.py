@@ -391,7 +391,7 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
     The first events alone may already exceed the deferral budget: the step end is then
     moved to the cut before any neuron is moved on (so events after it cost nothing).
     A neuron reaching ``max_passes`` events moves the step end back to its last one
-    (:meth:`_Passes.end_at`); the passes go on to there.
+    (``_Passes.end_at``); the passes go on to there.
     """
     prob = step.system.prob
     out = _Passes(s_end=s_end)
