@@ -583,9 +583,11 @@ def process(step: DenseStep, loc: Located,
     hit = (E == loc.point[:, None]) & rel[:, None]
     pref = np.where(hit, loc.side[:, None], -1).astype(np.int8)
     st_E = np.take_along_axis(loc.status, np.maximum(E, 0), 1)
+    v_old = neuron_fields(Xr, (loc.status == 1).astype(np.float64), r,
+                          prob.held.rows(loc.status), prob.floor)
     cr = np.flatnonzero(crossed)
     if cr.size:
-        arrive = _arrival(prob, z[cr], loc.status[cr], r[cr], E[cr], pref[cr])
+        arrive = _arrival(z[cr, 0], v_old[cr] @ Xr.T, E[cr], pref[cr])
         pref[cr] = np.where(st_E[cr] != 0, arrive, pref[cr])
     flip = loc.cause == FLIP
     ff = hit | (flip[:, None] & valid & (st_E == 0))
@@ -597,25 +599,22 @@ def process(step: DenseStep, loc: Located,
     _record(batch, loc, new, E, valid)
     held_new = prob.held.rows(new)
     z = _project_held(z, held_new)
-    batch.add_error(loc.tau, _jump(prob, z, (loc.status, prob.held.rows(loc.status)),
-                                   (new, held_new), r, loc.tau))
+    v_new = neuron_fields(Xr, (new == 1).astype(np.float64), r, held_new, prob.floor)
+    batch.add_error(loc.tau, _jump(prob, z, (loc.status, v_old), (new, v_new), r, loc.tau))
     return new, z, onb
 
 
-def _arrival(prob: Problem, z: Array, status: Status, r: Array, E: Index,
-             pref: NDArray[np.int8]) -> NDArray[np.int8]:
+def _arrival(a: Array, vx: Array, E: Index, pref: NDArray[np.int8]) -> NDArray[np.int8]:
     r"""Side each boundary point of E is approached towards under the old state's field.
 
     The sign of :math:`\tfrac{d}{d\tau}\beta^\top\tilde x_j \propto a\,v^\top\tilde x_j`
-    (``pref`` where it is zero): the side a point goes on to when its normal velocity in
-    the new state is exactly zero, which happens when every point the neuron was active
-    on is on the boundary at once (:math:`b = 0` in one dimension), so its field vanishes
-    there; the flow then goes on the way it arrived.
+    (``vx`` (N, n) = :math:`v^\top\tilde x_i` of the old field; ``pref`` where it is
+    zero): the side a point goes on to when its normal velocity in the new state is
+    exactly zero, which happens when every point the neuron was active on is on the
+    boundary at once (:math:`b = 0` in one dimension), so its field vanishes there; the
+    flow then goes on the way it arrived.
     """
-    act = (status == 1).astype(np.float64)
-    v = neuron_fields(prob.Xr, act, r, prob.held.rows(status), prob.floor)
-    u = z[:, :1] * (v @ prob.Xr.T)
-    u_E = np.take_along_axis(u, np.maximum(E, 0), 1)
+    u_E = np.take_along_axis(a[:, None] * vx, np.maximum(E, 0), 1)
     return np.where(u_E > 0, 1, np.where(u_E < 0, -1, pref)).astype(np.int8)
 
 
@@ -641,7 +640,7 @@ def _project_held(z: Array, held: HeldRows) -> Array:
     return z
 
 
-def _jump(prob: Problem, z: Array, old: tuple[Status, HeldRows], new: tuple[Status, HeldRows],
+def _jump(prob: Problem, z: Array, old: tuple[Status, Array], new: tuple[Status, Array],
           r: Array, tau: Array) -> Array:
     r"""Weights :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|` of the events' jumps.
 
@@ -653,14 +652,13 @@ def _jump(prob: Problem, z: Array, old: tuple[Status, HeldRows], new: tuple[Stat
     by at most :math:`(1+t)\sum_i |\partial r_i/\partial f_i|\,\lVert\tilde x_i\rVert\,
     |\delta f_i|` with :math:`|\partial r_i/\partial f_i| \le |r_i|` for both losses: the
     weight is :math:`\sum_i |r_i|\,\lVert\tilde x_i\rVert\,|J_i|`.  ``old`` and ``new`` are
-    the states (N, n) before and after the events, each with its held rows.
+    the states (N, n) before and after the events, each with its fields (N, D).
     """
     Xr = prob.Xr
     out = []
     pre = z[:, 1:] @ Xr.T
-    for st, held in (old, new):  # each state with its held rows
+    for st, v in (old, new):  # each state with its fields
         act = (st == 1).astype(np.float64)
-        v = neuron_fields(Xr, act, r, held, prob.floor)
         adot = np.einsum("nd,nd->n", z[:, 1:], v)
         out.append(act * (adot[:, None] * pre + (z[:, :1] ** 2) * (v @ Xr.T)))
     with np.errstate(over="ignore", invalid="ignore"):  # inf: a jump no step can defer
