@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from reluflow.engine import dense as dp
 from reluflow.engine.coupled import DenseStep, Problem
-from reluflow.engine.groups import HeldRows, resolve, unique_states
+from reluflow.engine.groups import HeldRows, resolve
 from reluflow.engine.groups import fields as neuron_fields
 
 __all__ = [
@@ -485,19 +485,14 @@ def _illinois(fun: Callable[[Array], Array], lo: Array, hi: Array, flo: Array, f
 
 def _padded_held(prob: Problem, status: Status) -> tuple[Index, Array]:
     """Held points (R, h) padded with -1 and the rows of pinv(X_K) (R, h, D)."""
-    held = status == 0
-    h = int(held.sum(axis=1).max())
-    Kidx = np.full((status.shape[0], h), -1, dtype=np.int64)
-    Pinv = np.zeros((status.shape[0], h, prob.Xr.shape[1]))
-    sets, inv = unique_states(held.view(np.int8))  # one cache lookup per held set
-    order = np.argsort(inv, kind="stable")
-    bounds = np.searchsorted(inv[order], np.arange(sets.shape[0] + 1))
-    for q, hm in enumerate(sets):
-        geo = prob.held.get(hm.view(np.bool_))
-        rows = order[bounds[q] : bounds[q + 1]]
-        Kidx[rows, : geo.idx.size] = geo.idx
-        Pinv[rows, : geo.idx.size] = geo.pinv_rows
-    return Kidx, Pinv
+    geos, inv = prob.held.sets(status == 0)  # one cache lookup per held set
+    h = max([g.idx.size for g in geos])
+    Kidx = np.full((len(geos), h), -1, dtype=np.int64)
+    Pinv = np.zeros((len(geos), h, prob.Xr.shape[1]))
+    for q, geo in enumerate(geos):
+        Kidx[q, : geo.idx.size] = geo.idx
+        Pinv[q, : geo.idx.size] = geo.pinv_rows
+    return Kidx[inv], Pinv[inv]
 
 
 def _lambdas(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:

@@ -180,6 +180,13 @@ class HeldCache:
         return HeldGeometry(idx, np.ascontiguousarray(Vt[:rank].T), rank >= D, pinv_rows,
                             float(labels[0]) if labels.size == 1 else 0.0)
 
+    def sets(self, held: NDArray[np.bool_]) -> tuple[list[HeldGeometry], NDArray[np.int64]]:
+        """The distinct held sets among the rows of ``held`` (N, n), and each row's index."""
+        uniq, inv = unique_states(np.ascontiguousarray(held).astype(np.int8))
+        masks = uniq.astype(bool)
+        keys = np.packbits(masks, axis=1)
+        return [self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)], inv
+
     def rows(self, status: Status) -> HeldRows:
         """The rows of ``status`` that hold a point, with their geometry."""
         held = status == 0
@@ -187,10 +194,7 @@ class HeldCache:
         D = self.Xr.shape[1]
         if rows.size == 0:
             return HeldRows(rows, np.zeros((0, D, 0)), np.zeros(0, dtype=bool))
-        uniq, inv = unique_states(np.ascontiguousarray(held[rows]).astype(np.int8))
-        masks = uniq.astype(bool)
-        keys = np.packbits(masks, axis=1)
-        geos = [self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)]
+        geos, inv = self.sets(held[rows])
         h = max([g.basis.shape[1] for g in geos])
         bases = np.zeros((len(geos), D, h))
         for q, g in enumerate(geos):
