@@ -461,9 +461,8 @@ def _first_pass(step: DenseStep, loc: Located,
     new, z, fresh = (np.concatenate([p[k] for p in parts]) for k in (1, 2, 3))
     cut = _first_cut(step, out.batch, out.s_end)
     if cut is not None and cut < out.s_end:
-        out.s_end = cut
+        out.end_at(step.s0, cut)
         keep = in_step(loc.tau, step.s0, cut)
-        out.batch.keep(step.s0, cut)
         loc, new, z, fresh = loc.take(keep), new[keep], z[keep], fresh[keep]
     out.first_idx, out.first_tau = loc.idx, loc.tau
     out.first_w = np.concatenate(out.batch.mag)
