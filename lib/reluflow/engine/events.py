@@ -509,7 +509,11 @@ def _lambdas_of(Ar: Array, rK: Array, Pinv: Array, Xr: Array) -> Array:
     residuals of its held points; ``Pinv`` (R, h, D): the rows of
     :math:`(\tilde X_K^{+})^\top`.
     """
-    vA = Ar @ Xr  # (R, T, D)
+    return _lambdas_of_v(Ar @ Xr, rK, Pinv)
+
+
+def _lambdas_of_v(vA: Array, rK: Array, Pinv: Array) -> Array:
+    """:func:`_lambdas_of` from the active fields ``vA`` (R, T, D) themselves."""
     mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(mu / rK)
@@ -524,14 +528,17 @@ def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: 
     """
     R, n = act.shape
     T, h = r_grid.shape[0] + 1, Kidx.shape[1]
+    D = Xr.shape[1]
     K = np.maximum(Kidx, 0)
-    Ar = np.empty((R, T, n))
-    Ar[:, 0] = act * r_start
-    np.multiply(act[:, None, :], r_grid, out=Ar[:, 1:])
+    vA = np.empty((R, T, D))
+    vA[:, 0] = (act * r_start) @ Xr
+    # sum_i act_ri r_ti x_i for every grid time t at once: act (R, n) @ (n, T D)
+    W = (r_grid.T[:, :, None] * Xr[:, None, :]).reshape(n, (T - 1) * D)
+    vA[:, 1:] = (act @ W).reshape(R, T - 1, D)
     rK = np.empty((R, T, h))
     rK[:, 0] = np.take_along_axis(r_start, K, axis=1)
     rK[:, 1:] = r_grid[:, K].transpose(1, 0, 2)
-    return _margin_of(_lambdas_of(Ar, rK, Pinv, Xr), Kidx)
+    return _margin_of(_lambdas_of_v(vA, rK, Pinv), Kidx)
 
 
 def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
