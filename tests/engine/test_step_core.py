@@ -22,7 +22,8 @@ def test_tolerances_are_one_frozen_validated_dataclass() -> None:
     assert Tolerances(rtol=RTOL_RANGE[0]).solver_rtol > RTOL_RANGE[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         tol.rtol = 1e-3  # type: ignore[misc]
-    for bad in ({"rtol": 1e-2}, {"rtol": 0.0}, {"batch_share": 1.0}, {"max_passes": 0}):
+    for bad in ({"rtol": 1e-2}, {"rtol": 0.0}, {"batch_share": 1.0}, {"max_passes": 0},
+                {"cut_growth": 1.0}):
         with pytest.raises(ValueError):
             Tolerances(**bad)  # type: ignore[arg-type]
 
@@ -56,7 +57,8 @@ def test_event_batch_keeps_only_what_a_shorter_step_handles() -> None:
 
 def test_step_results_are_typed_and_cuts_never_reintegrate() -> None:
     """Every step of a run with events: a StepResult; a truncated step ends inside the
-    integrator's own step (its dense output), never below what the integrator took."""
+    integrator's own step (its dense output), never below what the integrator took, and
+    proposes a next step at most ``cut_growth`` times as long as it got."""
     seen: list[tuple[float, float, stepper.StepResult]] = []
     real_take = stepper.take_step
     real_int = stepper.integrate_step
@@ -85,9 +87,12 @@ def test_step_results_are_typed_and_cuts_never_reintegrate() -> None:
     assert len(seen) == tr.info["steps"]
     assert all(isinstance(r, stepper.StepResult) for _, _, r in seen)
     assert any(r.truncated for _, _, r in seen)
+    growth = Tolerances().cut_growth
     for s0, s1, r in seen:
         assert s0 <= r.s <= s1
         assert r.truncated == (r.s < s1)
+        if s0 < r.s < s1:  # after a cut, the next try is near what the events allowed
+            assert r.h_next <= growth * (r.s - s0)
 
 
 def test_info_reports_stop_and_counts() -> None:

@@ -198,7 +198,10 @@ def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
             break
         res.truncate(step.s0, cut)
     commit(step, nrn, res, res.s_end)
-    return StepResult(res.s_end, step.h_next, res.s_end < step.s1, res.batch, res.located,
+    h_next = step.h_next
+    if step.s0 < res.s_end < step.s1:  # the events allowed no longer: try a little more
+        h_next = min(h_next, prob.tol.cut_growth * (res.s_end - step.s0))
+    return StepResult(res.s_end, h_next, res.s_end < step.s1, res.batch, res.located,
                       step.hlambda, step.nfev)
 
 

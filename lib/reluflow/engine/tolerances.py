@@ -49,6 +49,11 @@ class Tolerances:
         Events one neuron may have inside one step; a neuron reaching it has the step cut
         at its last event (the bound only stops a zero-time cycle of events at a corner
         where several boundaries meet).
+    cut_growth : float
+        After a step cut short by its events (``batch_share``), the next step is tried
+        no longer than ``cut_growth`` times the length the events allowed: the next
+        cluster of events is usually as close, and every neuron's first event is
+        located over the whole step tried, so a much longer try is wasted work.
     stiff_hlambda : float
         DOP853's stability bound along the negative real axis (Hairer's value 6.1): a
         step with :math:`h\lambda` above it is limited by stability, not accuracy.
@@ -98,6 +103,7 @@ class Tolerances:
     boundary: float = 256 * _EPS
     batch_share: float = 0.5
     max_passes: int = 32
+    cut_growth: float = 1.5
     stiff_hlambda: float = 6.1
     stiff_steps: int = 15
     stiff_calm: int = 6
@@ -110,6 +116,8 @@ class Tolerances:
         lo, hi = RTOL_RANGE
         if not lo <= self.rtol <= hi:
             raise ValueError(f"rtol must lie in [{lo:g}, {hi:g}], got {self.rtol!r}")
+        if not self.cut_growth > 1:
+            raise ValueError(f"cut_growth must be > 1, got {self.cut_growth!r}")
         if not 0 < self.batch_share < 1:
             raise ValueError(f"batch_share must lie in (0, 1), got {self.batch_share!r}")
         for name in ("max_passes", "stiff_steps", "stiff_calm", "stiff_budget",
