@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runchecks import check_run
 
 from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
 from reluflow.engine import stepper
-from reluflow.engine.events import Deferral, EventBatch
+from reluflow.engine.events import Deferral, EventBatch, latest_within
 from reluflow.engine.tolerances import RTOL_RANGE, Tolerances
 
 
@@ -43,6 +45,25 @@ def test_deferral_model_and_cut() -> None:
     assert s is not None and 0.0 < s < 1.0
     assert d.error(s) <= budget < d.error(min(1.0, s + 1e-12))
     assert Deferral.empty().error(5.0) == 0.0
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.floats(-3.0, 3.0))
+@settings(max_examples=60, deadline=None)
+def test_latest_within_is_the_bisection_answer(seed: int, k: int, log_budget: float) -> None:
+    """The grid search of the cut agrees with a plain bisection to one float, on random
+    deferral models (a non-decreasing error)."""
+    rng = np.random.default_rng(seed)
+    tau = np.sort(rng.uniform(0.0, 1.0, k))
+    d = Deferral(tau, rng.exponential(size=k), rng.exponential(size=k) * 2, 1.0)
+    budget = 10.0**log_budget
+    got = latest_within(d.errors, budget, float(tau[0]), 1.0)
+    lo, hi = float(tau[0]), 1.0
+    if d.error(hi) <= budget:
+        lo = hi
+    while (mid := 0.5 * (lo + hi)) not in (lo, hi) and lo < hi:
+        lo, hi = (lo, mid) if d.error(mid) > budget else (mid, hi)
+    assert abs(got - lo) <= 4 * np.spacing(1.0)
+    assert d.error(got) <= budget or got == tau[0]
 
 
 def test_event_batch_keeps_only_what_a_shorter_step_handles() -> None:

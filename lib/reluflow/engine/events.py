@@ -46,6 +46,7 @@ __all__ = [
     "Segments",
     "as_error",
     "in_step",
+    "latest_within",
     "locate",
     "process",
     "release_times",
@@ -167,23 +168,51 @@ class EventBatch:
         """Latest time in (first event, s_end] where the deferral error fits the budget."""
         tau = np.concatenate(self.tau)
         mag = np.concatenate(self.mag)
-        lo, hi = float(tau.min()), s_end
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if mid in (lo, hi):
-                break
-            if _batch_error(tau, mag, mid, scale) > budget:
-                hi = mid
-            else:
-                lo = mid
-        return max(lo, s0)
+        return max(latest_within(lambda s: _batch_errors(tau, mag, s, scale), budget,
+                                 float(tau.min()), s_end), s0)
 
 
 def _batch_error(tau: Array, mag: Array, s: float, scale: float) -> float:
     """:meth:`EventBatch.deferral_error` of the events at ``tau`` with weights ``mag``."""
-    d = np.clip(s - tau, 0.0, None)
+    return float(_batch_errors(tau, mag, np.array([s]), scale)[0])
+
+
+def _batch_errors(tau: Array, mag: Array, s: Array, scale: float) -> Array:
+    """:func:`_batch_error` at each of the times ``s`` (G,)."""
+    d = np.clip(s[:, None] - tau[None, :], 0.0, None)
     with np.errstate(over="ignore", invalid="ignore"):
-        return float(as_error(scale * np.sum(mag * d * d) / 2))
+        return as_error(scale * ((d * d) @ mag) / 2)
+
+
+#: Times tried at once per round of :func:`latest_within`.
+_SEARCH_GRID = 32
+
+
+def latest_within(err: Callable[[Array], Array], budget: float, lo: float,
+                  hi: float) -> float:
+    """Latest time in ``[lo, hi]`` where a non-decreasing error is within ``budget``.
+
+    ``err`` maps times (G,) to errors (G,).  Each round evaluates it on
+    ``_SEARCH_GRID`` cells of the bracket at once and keeps the cell where it first
+    exceeds the budget, until the bracket is one float wide: the answer of a bisection,
+    in a tenth of the calls.  ``lo`` itself is returned when even it exceeds the budget.
+
+    >>> s = latest_within(lambda s: s * s, 2.0, 0.0, 2.0)  # the last float with s^2 <= 2
+    >>> bool(s * s <= 2.0 < np.nextafter(s, 3.0) ** 2)
+    True
+    """
+    while True:
+        g = np.unique(np.clip(lo + (hi - lo) * np.linspace(0.0, 1.0, _SEARCH_GRID + 1),
+                              lo, hi))
+        if g.size <= 2:
+            return lo
+        over = np.flatnonzero(err(g) > budget)
+        if over.size == 0:
+            return hi
+        k = int(over[0])
+        if k == 0:
+            return lo
+        lo, hi = float(g[k - 1]), float(g[k])
 
 
 @dataclass(frozen=True)
@@ -224,26 +253,23 @@ class Deferral:
         return cls(np.zeros(0), np.zeros(0), np.zeros(0), 0.0)
 
     def error(self, s: float) -> float:
+        return float(self.errors(np.array([s]))[0])
+
+    def errors(self, s: Array) -> Array:
+        """:meth:`error` at each of the times ``s`` (G,)."""
         if self.tau.size == 0:
-            return 0.0
-        excess = self.excess  # K d_end^2
-        d = np.clip(s - self.tau, 0.0, None)
+            return np.zeros(s.shape)
+        d = np.clip(s[:, None] - self.tau[None, :], 0.0, None)
         q = np.minimum(d / self.d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
         with np.errstate(over="ignore", invalid="ignore"):
-            return float(as_error(np.exp(s) * np.sum(self.w1 * d**2 / 2
-                                                     + excess * q * q * d / 3)))
+            # excess = K d_end^2
+            return as_error(np.exp(s) * ((d * d) @ self.w1 / 2 + (q * q * d) @ self.excess / 3))
 
     def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
         """None if the step fits ``budget``, else the latest time where it does."""
         if self.error(s_end) <= budget:
             return None
-        lo, hi = float(self.tau.min()), s_end
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if mid in (lo, hi):
-                break
-            lo, hi = (lo, mid) if self.error(mid) > budget else (mid, hi)
-        return max(lo, s0)
+        return max(latest_within(self.errors, budget, float(self.tau.min()), s_end), s0)
 
 
 # ------------------------------------------------------------------ location
