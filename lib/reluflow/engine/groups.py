@@ -182,10 +182,14 @@ class HeldCache:
 
     def sets(self, held: NDArray[np.bool_]) -> tuple[list[HeldGeometry], NDArray[np.int64]]:
         """The distinct held sets among the rows of ``held`` (N, n), and each row's index."""
-        uniq, inv = unique_states(np.ascontiguousarray(held).astype(np.int8))
-        masks = uniq.astype(bool)
-        keys = np.packbits(masks, axis=1)
-        return [self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)], inv
+        n = held.shape[1]
+        packed = np.packbits(held, axis=1)  # the sets' keys: n / 8 bytes a row
+        view = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))[:, 0]
+        _, first, inv = np.unique(view, return_index=True, return_inverse=True)
+        keys = packed[first]
+        masks = np.unpackbits(keys, axis=1, count=n).astype(bool)
+        return ([self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)],
+                inv.astype(np.int64).ravel())
 
     def rows(self, status: Status) -> HeldRows:
         """The rows of ``status`` that hold a point, with their geometry."""
