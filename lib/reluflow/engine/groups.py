@@ -282,6 +282,8 @@ def resolve(Xr: Array, y: Array, active0: Array, E: NDArray[np.int64], a: Array,
     valid = E >= 0
     Ei = np.where(valid, E, 0)
     XE = Xr[Ei] * valid[..., None]  # (N, e, D)
+    UX, nX = unit_rows(Xr)  # directions (the held geometry's) and norms, gathered below
+    UE, nE = UX[Ei] * valid[..., None], nX[Ei] * valid
     rE = np.take_along_axis(r, Ei, axis=1) * valid
     yE = y[Ei]
     ff = np.zeros((N, e), dtype=bool) if force_free is None else force_free
@@ -293,7 +295,7 @@ def resolve(Xr: Array, y: Array, active0: Array, E: NDArray[np.int64], a: Array,
     flips = np.zeros((N, e), dtype=np.int64)
     for _ in range(4 * e + 4):
         vA = vA0 + np.einsum("ne,ned->nd", (side == 1) * rE, XE)
-        F, lam = _held_field(XE, held, vA, rE)
+        F, lam = _held_field(UE, nE, held, vA, rE)
         bad = held & ~((lam > 0) & (lam < 1))
         if bad.any():
             viol = np.where(bad, np.maximum(-lam, lam - 1.0), -np.inf)
@@ -319,7 +321,7 @@ def resolve(Xr: Array, y: Array, active0: Array, E: NDArray[np.int64], a: Array,
     return np.where(held | ~valid, 0, side).astype(np.int8)
 
 
-def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
+def _held_field(UE: Array, nE: Array, held: NDArray[np.bool_], vA: Array,
                 rE: Array) -> tuple[Array, Array]:
     r"""Sliding field :math:`P_K v_A` and the Filippov coefficients of each neuron's held set.
 
@@ -327,7 +329,8 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
     :math:`u_j = \tilde x_j/\lVert\tilde x_j\rVert`, identity on the others; then
     :math:`\lambda_j = -c_j/(\lVert\tilde x_j\rVert r_j)`) by batched LU; rows whose
     system is singular or ill-conditioned (points of the held set linearly dependent) use
-    the pseudo-inverse.
+    the pseudo-inverse.  ``UE`` (N, e, D): the directions of each neuron's boundary
+    points (zero rows on padding), ``nE`` (N, e) their norms.
     """
     F = vA.copy()
     lam = np.zeros(held.shape)
@@ -335,8 +338,8 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
     if rows.size == 0:
         return F, lam
     hk = held[rows]
-    UE, norms = unit_rows(XE[rows])  # on the directions: tiny points keep their boundary
-    XK = UE * hk[..., None]
+    norms = nE[rows]  # on the directions ``UE``: tiny points keep their boundary
+    XK = UE[rows] * hk[..., None]
     G = XK @ np.swapaxes(XK, 1, 2)
     e = held.shape[1]
     G[:, np.arange(e), np.arange(e)] += ~hk
@@ -346,7 +349,7 @@ def _held_field(XE: Array, held: NDArray[np.bool_], vA: Array,
         gn = np.abs(G).sum(axis=(1, 2))
         bad = ~np.all(np.isfinite(c), axis=1) | (
             np.abs(c).sum(axis=1) * gn > 1e8 * (np.abs(b[..., 0]).sum(axis=1) + 1e-300)) | (
-            hk.sum(axis=1) > XE.shape[2])  # more held points than dimensions: dependent
+            hk.sum(axis=1) > UE.shape[2])  # more held points than dimensions: dependent
     except np.linalg.LinAlgError:
         c = np.zeros(b.shape[:2])
         bad = np.ones(rows.size, dtype=bool)
