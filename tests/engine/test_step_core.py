@@ -183,3 +183,57 @@ def test_a_neuron_at_max_passes_ends_the_step_without_a_redo() -> None:
     check_run(tr, params, rtol=rtol)
     err = np.abs(tr.f - ref.f).max() / np.abs(ref.f).max()
     assert err <= 1000 * rtol + 1e-9, err
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["exp", "logistic"]),
+       st.sampled_from([1e-8, 1e-5, 1e-3]))
+@settings(max_examples=8, deadline=None)
+def test_frozen_residual_catch_up_stays_within_its_bound(seed: int, loss: str,
+                                                          kappa: float) -> None:
+    """Every catch-up of a run is solved twice, with and without frozen residuals: the
+    frozen neurons end within ``frozen_share * rtol`` (the bound) plus both solves' own
+    errors of each other, on random data from small and larger starts."""
+    rtol = 1e-9
+    share = Tolerances().frozen_share
+    real = stepper.catch_up
+    real_frozen = stepper.frozen_fields
+    seen = {"frozen": 0}
+
+    def none_frozen(step, act, held, s, s_end):  # type: ignore[no-untyped-def]
+        v, _ = real_frozen(step, act, held, s, s_end)
+        return v, np.zeros(act.shape[0], dtype=bool)
+
+    def both(step, status, s, z, s_end):  # type: ignore[no-untyped-def]
+        seg = real(step, status, s, z, s_end)
+        _, frozen = real_frozen(step, (status == 1).astype(float),
+                                step.system.prob.held.rows(status), s, s_end)
+        if frozen.any():
+            seen["frozen"] += int(frozen.sum())
+            stepper.frozen_fields = none_frozen
+            try:
+                ref = real(step, status, s, z, s_end)
+            finally:
+                stepper.frozen_fields = real_frozen
+            end = np.full(z.shape[0], s_end)
+            rows = np.ones(z.shape[0], dtype=bool)
+            a, _ = stepper._segment_values(seg, rows, end)
+            b, _ = stepper._segment_values(ref, rows, end)
+            size = np.abs(b).max(axis=1)
+            err = np.abs(a - b).max(axis=1)[frozen]
+            assert np.all(err <= (share + 20.0) * rtol * size[frozen] + 1e-300)
+        return seg
+
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(3, 30)), int(rng.integers(2, 6))
+    X = rng.standard_normal((n, d))
+    data = Dataset(X, np.sign(X @ rng.standard_normal(d)))
+    params = init_network(12, d, kappa, seed=seed % 1000)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(stepper, "catch_up", both)
+    try:
+        tr = gradient_flow(params, data, 100.0, loss=loss, rtol=rtol)
+    finally:
+        mp.undo()
+    check_run(tr, params)
+    if kappa == 1e-8:  # outputs negligible for a while: some catch-ups are frozen
+        assert seen["frozen"] > 0

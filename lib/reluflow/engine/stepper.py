@@ -52,7 +52,7 @@ from reluflow.engine.events import (
     process,
     release_times,
 )
-from reluflow.engine.groups import correct_invariant, fields, is_dead
+from reluflow.engine.groups import HeldRows, correct_invariant, fields, is_dead
 
 __all__ = [
     "Blowup",
@@ -62,6 +62,7 @@ __all__ = [
     "commit",
     "deferral",
     "first_events",
+    "frozen_fields",
     "motion_segments",
     "run_passes",
     "take_step",
@@ -561,13 +562,22 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
     L = s_end - s
     act = (status == 1).astype(np.float64)
     held = prob.held.rows(status)
+    fixed, frozen = frozen_fields(step, act, held, s, s_end)
+    live = np.flatnonzero(~frozen)  # rows whose fields follow the residuals
+    held_live = held if live.size == N else prob.held.rows(status[live])
 
     def rhs(sig: float, yv: Array) -> Array:
         Z = yv.reshape(N, D1)
         tau = s + sig * L
         with np.errstate(over="ignore", invalid="ignore"):
-            r = prob.residual(step.f_at(step.x_of(tau)))
-            v = fields(prob.Xr, act, r, held, prob.floor)
+            v = fixed
+            if live.size == N:
+                r = prob.residual(step.f_at(step.x_of(tau)))
+                v = fields(prob.Xr, act, r, held, prob.floor)
+            elif live.size:
+                r = prob.residual(step.f_at(step.x_of(tau[live])))
+                v = fixed.copy()
+                v[live] = fields(prob.Xr, act[live], r, held_live, prob.floor)
             dz = np.empty_like(Z)
             dz[:, 0] = np.einsum("kd,kd->k", Z[:, 1:], v)
             dz[:, 1:] = Z[:, :1] * v
@@ -598,6 +608,41 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
         coefs.append(c)
     return Segments(np.concatenate(rows), np.concatenate(lo), np.concatenate(hi),
                     np.concatenate(coefs, axis=1))
+
+
+def frozen_fields(step: DenseStep, act: Array, held: HeldRows, s: Array,
+                  s_end: float) -> tuple[Array, NDArray[np.bool_]]:
+    r"""The fields of neurons moving from ``s`` to ``s_end``, and which may be frozen.
+
+    Early in a run from a small start the outputs are negligible and the residuals
+    constant: each neuron's field :math:`v_k` is then fixed and its catch-up needs no
+    residuals.  Over the step, :math:`f_i(x) = \sum_p c_{p,i} x^p` moves from its start by
+    at most :math:`\Delta f_i = \sum_{p\ge1}|c_{p,i}|\,x_{end}^p`, and both losses have
+    :math:`|d\log r_i/df_i| \le 1`, so :math:`|r_i/\bar r_i - 1| \le \delta_i =
+    e^{\Delta f_i} - 1` with :math:`\bar r` the residuals at the step start.  The fields
+    :math:`v_k` of :math:`\bar r` are then off by at most :math:`E_k = \sum_{i\,
+    \text{active}}\delta_i|\bar r_i|\lVert\tilde x_i\rVert`, and by Gronwall's lemma
+    (:math:`dz/dt = G z`, :math:`G = [[0, v^\top], [v, 0]]` of norm :math:`\lVert
+    v\rVert`: the error obeys :math:`\dot e = \bar G e + (\bar G - G) z`, and
+    :math:`\lVert z\rVert` changes by at most :math:`e^{\pm\theta}`) neuron k's motion by
+    at most :math:`E_k\,\Delta t_k\,e^{2\theta_k}` of its size, with
+    :math:`\Delta t_k = e^{s_{end}} - e^{s_k}` and
+    :math:`\theta_k = (\lVert \bar v_k\rVert + E_k)\Delta t_k`.
+    Returns those fields (N, D) and the neurons for which that is within
+    ``frozen_share * rtol`` (N,).
+    """
+    prob = step.system.prob
+    C = step.f_coef()  # (15, n): the outputs' polynomial in x over the step
+    x_end = float(step.x_of(s_end))
+    with np.errstate(over="ignore", invalid="ignore"):
+        df = np.abs(C[1:]).T @ (x_end ** np.arange(1, C.shape[0]))
+        r0 = prob.residual(C[0])
+        E = act @ (np.expm1(df) * np.abs(r0) * prob.xnorm)
+        v = fields(prob.Xr, act, r0, held, prob.floor)
+        dt = np.exp(s_end) - np.exp(s)
+        theta = (np.sqrt(np.einsum("kd,kd->k", v, v)) + E) * dt
+        bound = E * dt * np.exp(2.0 * theta)
+    return v, np.asarray(bound <= prob.tol.frozen_share * prob.tol.rtol)
 
 
 # ------------------------------------------------------------------ commit

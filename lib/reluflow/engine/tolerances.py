@@ -49,6 +49,11 @@ class Tolerances:
         Events one neuron may have inside one step; a neuron reaching it has the step cut
         at its last event (the bound only stops a zero-time cycle of events at a corner
         where several boundaries meet).
+    frozen_share : float
+        Share of ``rtol`` by which a catch-up may move a neuron off its motion when it
+        freezes the residuals at their step-start values (the outputs are negligible
+        early in a run from a small start: :func:`~reluflow.engine.stepper.frozen_fields`
+        bounds the effect); the integrator's own error is ``rtol``.
     cut_growth : float
         After a step cut short by its events (``batch_share``), the next step is tried
         no longer than ``cut_growth`` times the length the events allowed: the next
@@ -104,6 +109,7 @@ class Tolerances:
     batch_share: float = 0.5
     max_passes: int = 32
     cut_growth: float = 1.5
+    frozen_share: float = 0.01
     stiff_hlambda: float = 6.1
     stiff_steps: int = 15
     stiff_calm: int = 6
@@ -118,6 +124,8 @@ class Tolerances:
             raise ValueError(f"rtol must lie in [{lo:g}, {hi:g}], got {self.rtol!r}")
         if not self.cut_growth > 1:
             raise ValueError(f"cut_growth must be > 1, got {self.cut_growth!r}")
+        if not 0 <= self.frozen_share < 1:
+            raise ValueError(f"frozen_share must lie in [0, 1), got {self.frozen_share!r}")
         if not 0 < self.batch_share < 1:
             raise ValueError(f"batch_share must lie in (0, 1), got {self.batch_share!r}")
         for name in ("max_passes", "stiff_steps", "stiff_calm", "stiff_budget",
