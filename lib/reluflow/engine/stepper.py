@@ -368,11 +368,9 @@ def _group_candidates(prob: Problem, C: Array, state: Status, Z0: Array) -> Inde
     if rows.size == 0:
         return rows
     Bc = dp.bernstein(C)  # (8, D1, D1) Bernstein coefficients of Phi
-    W = s[None, :, None] * np.einsum("nd,ldj->lnj", prob.Xr, Bc[:, 1:, :])  # (8, n, D1)
+    W = s[None, :, None] * (prob.Xr @ Bc[:, 1:, :])  # (8, n, D1)
     Zc = Z0[rows]
-    low = np.full((rows.size, s.size), np.inf)
-    for lv in W:
-        low = np.minimum(low, Zc @ lv.T)
+    low = (W @ Zc.T).min(axis=0).T  # (rows, n): lowest Bernstein coefficient
     flag = np.any(low < -tol[rows], axis=1)
     if hold:
         amin = np.min(hs * (Zc @ Bc[:, 0, :].T), axis=1)
