@@ -603,10 +603,8 @@ def process(step: DenseStep, loc: Located,
     onb |= (loc.status * pre < 0) & (np.abs(pre) <= (slack * scale)[:, None] * prob.xnorm)
     crossed = loc.cause == CROSS
     onb[rows[crossed], loc.point[crossed]] = True
-    e = int(onb.sum(axis=1).max())
-    order = np.argsort(~onb, axis=1, kind="stable")[:, :e]
-    valid = np.take_along_axis(onb, order, axis=1)
-    E = np.where(valid, order, -1)
+    E = _padded_rows(onb)
+    valid = E >= 0
     rel = loc.cause == RELEASE
     hit = (E == loc.point[:, None]) & rel[:, None]
     pref = np.where(hit, loc.side[:, None], -1).astype(np.int8)
@@ -630,6 +628,19 @@ def process(step: DenseStep, loc: Located,
     v_new = neuron_fields(Xr, (new == 1).astype(np.float64), r, held_new, prob.floor)
     batch.add_error(loc.tau, _jump(prob, z, (loc.status, v_old), (new, v_new), r, loc.tau))
     return new, z, onb
+
+
+def _padded_rows(mask: NDArray[np.bool_]) -> Index:
+    """The columns of each row's True entries in order, padded with -1: (N, max count).
+
+    >>> _padded_rows(np.array([[False, True, True], [True, False, False]])).tolist()
+    [[1, 2], [0, -1]]
+    """
+    r, c = np.nonzero(mask)  # row-major: by row, then column
+    counts = np.bincount(r, minlength=mask.shape[0])
+    out = np.full((mask.shape[0], int(counts.max(initial=0))), -1, dtype=np.int64)
+    out[r, np.arange(r.size) - (np.cumsum(counts) - counts)[r]] = c
+    return out
 
 
 def _arrival(a: Array, vx: Array, E: Index, pref: NDArray[np.int8]) -> NDArray[np.int8]:
