@@ -181,7 +181,7 @@ def _batch_errors(tau: Array, mag: Array, s: Array, scale: float) -> Array:
     """:func:`_batch_error` at each of the times ``s`` (G,)."""
     d = np.clip(s[:, None] - tau[None, :], 0.0, None)
     with np.errstate(over="ignore", invalid="ignore"):
-        return as_error(scale * ((d * d) @ mag) / 2)
+        return as_error(scale * np.sum(mag * d * d, axis=1) / 2)  # per row: as for one s
 
 
 #: Times tried at once per round of :func:`latest_within`.
@@ -202,8 +202,9 @@ def latest_within(err: Callable[[Array], Array], budget: float, lo: float,
     True
     """
     while True:
-        g = np.unique(np.clip(lo + (hi - lo) * np.linspace(0.0, 1.0, _SEARCH_GRID + 1),
-                              lo, hi))
+        g = lo + (hi - lo) * np.linspace(0.0, 1.0, _SEARCH_GRID + 1)
+        g[0], g[-1] = lo, hi  # the ends exactly (hi is known to exceed after a round)
+        g = np.unique(np.clip(g, lo, hi))
         if g.size <= 2:
             return lo
         over = np.flatnonzero(err(g) > budget)
@@ -256,14 +257,16 @@ class Deferral:
         return float(self.errors(np.array([s]))[0])
 
     def errors(self, s: Array) -> Array:
-        """:meth:`error` at each of the times ``s`` (G,)."""
+        """The error at each of the times ``s`` (G,)."""
         if self.tau.size == 0:
             return np.zeros(s.shape)
         d = np.clip(s[:, None] - self.tau[None, :], 0.0, None)
         q = np.minimum(d / self.d_end, 1.0)  # K d^3 = excess q^2 d, finite for s <= s_end
         with np.errstate(over="ignore", invalid="ignore"):
             # excess = K d_end^2
-            return as_error(np.exp(s) * ((d * d) @ self.w1 / 2 + (q * q * d) @ self.excess / 3))
+            # summed per row (not a matrix product): the same rounding as for one time
+            return as_error(np.exp(s) * np.sum(self.w1 * d * d / 2 + self.excess * q * q * d / 3,
+                                               axis=1))
 
     def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
         """None if the step fits ``budget``, else the latest time where it does."""
