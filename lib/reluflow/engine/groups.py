@@ -136,7 +136,7 @@ class HeldRows:
         if self.rows.size == 0:
             return V
         W = V[self.rows]
-        W = W - np.einsum("ndh,nh->nd", self.U, np.einsum("ndh,nd->nh", self.U, W))
+        W = W - (self.U @ (W[:, None, :] @ self.U).transpose(0, 2, 1))[:, :, 0]  # U (U^T w)
         W[self.full] = 0.0
         out = V.copy()
         out[self.rows] = W
