@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from reluflow.engine import dense as dp
 from reluflow.engine.coupled import DenseStep, Problem
-from reluflow.engine.groups import HeldRows, resolve
+from reluflow.engine.groups import HeldRows, resolve, unique_states
 from reluflow.engine.groups import fields as neuron_fields
 
 __all__ = [
@@ -441,7 +441,8 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
     g, r_grid = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
-    marg = _grid_margins(act, Kidx, Pinv, r_start, r_grid, prob.Xr)
+    marg = _grid_margins(act, Kidx, Pinv, r_start, r_grid, prob.Xr,
+                         unique_states(status[rows])[1])
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
     out = marg <= 0
     sel = np.flatnonzero(out.any(axis=1))
@@ -549,25 +550,28 @@ def _lambdas_of_v(vA: Array, rK: Array, Pinv: Array) -> Array:
 
 
 def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: Array,
-                  Xr: Array) -> Array:
+                  Xr: Array, inv: Index) -> Array:
     """:func:`_margins` at each row's start (``r_start`` (R, n)) and on a shared grid.
 
-    The grid's residuals ``r_grid`` (T, n) are shared by all rows: they are gathered
-    straight into place instead of being broadcast and concatenated per row first.
+    The grid's residuals ``r_grid`` (T, n) are shared by all rows, so the grid margins
+    depend only on a row's state: they are computed once per distinct state (``inv``
+    (R,): each row's, as from :func:`~reluflow.engine.groups.unique_states`; members of
+    a group have events in the same pass), from one matrix product over all grid times.
     """
     R, n = act.shape
-    T, h = r_grid.shape[0] + 1, Kidx.shape[1]
-    D = Xr.shape[1]
+    T, D = r_grid.shape[0] + 1, Xr.shape[1]
     K = np.maximum(Kidx, 0)
-    vA = np.empty((R, T, D))
-    vA[:, 0] = (act * r_start) @ Xr
-    # sum_i act_ri r_ti x_i for every grid time t at once: act (R, n) @ (n, T D)
+    out = np.empty((R, T))
+    rK0 = np.take_along_axis(r_start, K, axis=1)[:, None, :]
+    out[:, :1] = _margin_of(_lambdas_of_v(((act * r_start) @ Xr)[:, None, :], rK0, Pinv), Kidx)
+    first = np.zeros(int(inv.max(initial=-1)) + 1, dtype=np.int64)
+    first[inv[::-1]] = np.arange(R - 1, -1, -1)  # a row of each state
+    # sum_i act_i r_ti x_i for every grid time t at once: act (U, n) @ (n, T D)
     W = (r_grid.T[:, :, None] * Xr[:, None, :]).reshape(n, (T - 1) * D)
-    vA[:, 1:] = (act @ W).reshape(R, T - 1, D)
-    rK = np.empty((R, T, h))
-    rK[:, 0] = np.take_along_axis(r_start, K, axis=1)
-    rK[:, 1:] = r_grid[:, K].transpose(1, 0, 2)
-    return _margin_of(_lambdas_of_v(vA, rK, Pinv), Kidx)
+    vA = (act[first] @ W).reshape(first.size, T - 1, D)
+    rK = r_grid[:, K[first]].transpose(1, 0, 2)
+    out[:, 1:] = _margin_of(_lambdas_of_v(vA, rK, Pinv[first]), Kidx[first])[inv]
+    return out
 
 
 def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
