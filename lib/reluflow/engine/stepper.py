@@ -546,8 +546,9 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
     r"""Solve each neuron's linear system from its event to ``s_end`` (one DOP853 solve).
 
     Neuron k runs on :math:`\sigma \in [0, 1]`, :math:`\tau = s_k + \sigma(s_{end} - s_k)`,
-    with the residuals of the step's output polynomial; its error is controlled relative
-    to its own size.  Returns one segment per neuron and sub-step.
+    with the residuals of the step's output polynomial (or its field frozen at the step
+    start, where :func:`frozen_fields` shows that changes nothing to ``rtol``); its error
+    is controlled relative to its own size.  Returns one segment per neuron and sub-step.
 
     Raises
     ------
