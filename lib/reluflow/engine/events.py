@@ -556,7 +556,7 @@ def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: 
     The grid's residuals ``r_grid`` (T, n) are shared by all rows, so the grid margins
     depend only on a row's state: they are computed once per distinct state (``inv``
     (R,): each row's, as from :func:`~reluflow.engine.groups.unique_states`; members of
-    a group have events in the same pass), from one matrix product over all grid times.
+    a group have events in the same pass).
     """
     R, n = act.shape
     T, D = r_grid.shape[0] + 1, Xr.shape[1]
@@ -566,9 +566,10 @@ def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: 
     out[:, :1] = _margin_of(_lambdas_of_v(((act * r_start) @ Xr)[:, None, :], rK0, Pinv), Kidx)
     first = np.zeros(int(inv.max(initial=-1)) + 1, dtype=np.int64)
     first[inv[::-1]] = np.arange(R - 1, -1, -1)  # a row of each state
-    # sum_i act_i r_ti x_i for every grid time t at once: act (U, n) @ (n, T D)
-    W = (r_grid.T[:, :, None] * Xr[:, None, :]).reshape(n, (T - 1) * D)
-    vA = (act[first] @ W).reshape(first.size, T - 1, D)
+    U = first.size
+    # sum_i act_i r_ti x_i for every state and grid time t: one (U T, n) @ (n, D) product
+    vA = ((act[first][:, None, :] * r_grid[None, :, :]).reshape(U * (T - 1), n)
+          @ Xr).reshape(U, T - 1, D)
     rK = r_grid[:, K[first]].transpose(1, 0, 2)
     out[:, 1:] = _margin_of(_lambdas_of_v(vA, rK, Pinv[first]), Kidx[first])[inv]
     return out

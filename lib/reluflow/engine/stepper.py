@@ -633,15 +633,18 @@ def frozen_fields(step: DenseStep, act: Array, held: HeldRows, s: Array,
     prob = step.system.prob
     C = step.f_coef()  # (15, n): the outputs' polynomial in x over the step
     x_end = float(step.x_of(s_end))
+    budget = prob.tol.frozen_share * prob.tol.rtol
     with np.errstate(over="ignore", invalid="ignore"):
         df = np.abs(C[1:]).T @ (x_end ** np.arange(1, C.shape[0]))
         r0 = prob.residual(C[0])
         E = act @ (np.expm1(df) * np.abs(r0) * prob.xnorm)
-        v = fields(prob.Xr, act, r0, held, prob.floor)
         dt = np.exp(s_end) - np.exp(s)
+        if not np.any(E * dt <= budget):  # exp(2 theta) >= 1: none can be frozen
+            return np.zeros((act.shape[0], prob.Xr.shape[1])), np.zeros(act.shape[0], bool)
+        v = fields(prob.Xr, act, r0, held, prob.floor)
         theta = (np.sqrt(np.einsum("kd,kd->k", v, v)) + E) * dt
         bound = E * dt * np.exp(2.0 * theta)
-    return v, np.asarray(bound <= prob.tol.frozen_share * prob.tol.rtol)
+    return v, np.asarray(bound <= budget)
 
 
 # ------------------------------------------------------------------ commit
