@@ -436,13 +436,16 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
     rows = np.flatnonzero(np.any(status == 0, axis=1) & (s_from < s_end))
     if rows.size == 0:
         return tau, point, side
-    Kidx, Pinv = _padded_held(prob, status[rows])
-    act = (status[rows] == 1).astype(np.float64)
+    uniq, inv = unique_states(status[rows])  # members of a group move on together
+    Ku, Pu = _padded_held(prob, uniq)
+    au = (uniq == 1).astype(np.float64)
+    Kidx, Pinv, act = Ku[inv], Pu[inv], au[inv]
     g, r_grid = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
-    marg = _grid_margins(act, Kidx, Pinv, r_start, r_grid, prob.Xr,
-                         unique_states(status[rows])[1])
+    marg = np.empty((rows.size, g.size + 1))
+    marg[:, 0] = _margins(act, Kidx, Pinv, r_start[:, None, :], prob.Xr)[:, 0]
+    marg[:, 1:] = _grid_margins(au, Ku, Pu, r_grid, prob.Xr)[inv]
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
     out = marg <= 0
     sel = np.flatnonzero(out.any(axis=1))
@@ -549,30 +552,17 @@ def _lambdas_of_v(vA: Array, rK: Array, Pinv: Array) -> Array:
         return np.asarray(mu / rK)
 
 
-def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_start: Array, r_grid: Array,
-                  Xr: Array, inv: Index) -> Array:
-    """:func:`_margins` at each row's start (``r_start`` (R, n)) and on a shared grid.
+def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_grid: Array, Xr: Array) -> Array:
+    """:func:`_margins` of R states at the times of a grid (``r_grid`` (T, n)): (R, T).
 
-    The grid's residuals ``r_grid`` (T, n) are shared by all rows, so the grid margins
-    depend only on a row's state: they are computed once per distinct state (``inv``
-    (R,): each row's, as from :func:`~reluflow.engine.groups.unique_states`; members of
-    a group have events in the same pass).
+    The grid's residuals are shared by all states: the active fields at every grid time
+    come from one (R T, n) @ (n, D) product.
     """
     R, n = act.shape
-    T, D = r_grid.shape[0] + 1, Xr.shape[1]
-    K = np.maximum(Kidx, 0)
-    out = np.empty((R, T))
-    rK0 = np.take_along_axis(r_start, K, axis=1)[:, None, :]
-    out[:, :1] = _margin_of(_lambdas_of_v(((act * r_start) @ Xr)[:, None, :], rK0, Pinv), Kidx)
-    first = np.zeros(int(inv.max(initial=-1)) + 1, dtype=np.int64)
-    first[inv[::-1]] = np.arange(R - 1, -1, -1)  # a row of each state
-    U = first.size
-    # sum_i act_i r_ti x_i for every state and grid time t: one (U T, n) @ (n, D) product
-    vA = ((act[first][:, None, :] * r_grid[None, :, :]).reshape(U * (T - 1), n)
-          @ Xr).reshape(U, T - 1, D)
-    rK = r_grid[:, K[first]].transpose(1, 0, 2)
-    out[:, 1:] = _margin_of(_lambdas_of_v(vA, rK, Pinv[first]), Kidx[first])[inv]
-    return out
+    T, D = r_grid.shape[0], Xr.shape[1]
+    vA = ((act[:, None, :] * r_grid[None, :, :]).reshape(R * T, n) @ Xr).reshape(R, T, D)
+    rK = r_grid[:, np.maximum(Kidx, 0)].transpose(1, 0, 2)
+    return _margin_of(_lambdas_of_v(vA, rK, Pinv), Kidx)
 
 
 def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
