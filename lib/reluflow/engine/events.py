@@ -162,7 +162,8 @@ class EventBatch:
         """
         if not self.tau:
             return 0.0
-        return _batch_error(np.concatenate(self.tau), np.concatenate(self.mag), s, scale)
+        return float(_batch_errors(np.concatenate(self.tau), np.concatenate(self.mag),
+                                   np.array([s]), scale)[0])
 
     def cut_time(self, s0: float, s_end: float, scale: float, budget: float) -> float:
         """Latest time in (first event, s_end] where the deferral error fits the budget."""
@@ -172,13 +173,9 @@ class EventBatch:
                                  float(tau.min()), s_end), s0)
 
 
-def _batch_error(tau: Array, mag: Array, s: float, scale: float) -> float:
-    """:meth:`EventBatch.deferral_error` of the events at ``tau`` with weights ``mag``."""
-    return float(_batch_errors(tau, mag, np.array([s]), scale)[0])
-
-
 def _batch_errors(tau: Array, mag: Array, s: Array, scale: float) -> Array:
-    """:func:`_batch_error` at each of the times ``s`` (G,)."""
+    """:meth:`EventBatch.deferral_error` of the events at ``tau`` with weights ``mag``, at
+    each of the times ``s`` (G,)."""
     d = np.clip(s[:, None] - tau[None, :], 0.0, None)
     with np.errstate(over="ignore", invalid="ignore"):
         return as_error(scale * np.sum(mag * d * d, axis=1) / 2)  # per row: as for one s
@@ -532,21 +529,16 @@ def _lambdas(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array
     """Filippov coefficients (R, T, h) of R held states for residuals ``r`` (R, T, n)."""
     T = r.shape[1]
     rK = np.take_along_axis(r, np.maximum(Kidx, 0)[:, None, :].repeat(T, axis=1), axis=2)
-    return _lambdas_of(act[:, None, :] * r, rK, Pinv, Xr)
+    return _lambdas_of((act[:, None, :] * r) @ Xr, rK, Pinv)
 
 
-def _lambdas_of(Ar: Array, rK: Array, Pinv: Array, Xr: Array) -> Array:
-    r""":math:`\lambda_K = -(\tilde X_K^{+})^\top v_A / r_K`, :math:`v_A` = ``Ar @ Xr``.
+def _lambdas_of(vA: Array, rK: Array, Pinv: Array) -> Array:
+    r""":math:`\lambda_K = -(\tilde X_K^{+})^\top v_A / r_K`.
 
-    ``Ar`` (R, T, n): the residuals on each row's active points; ``rK`` (R, T, h): the
-    residuals of its held points; ``Pinv`` (R, h, D): the rows of
+    ``vA`` (R, T, D): the active fields :math:`\sum_{i \text{ active}} r_i\tilde x_i`;
+    ``rK`` (R, T, h): the residuals of the held points; ``Pinv`` (R, h, D): the rows of
     :math:`(\tilde X_K^{+})^\top`.
     """
-    return _lambdas_of_v(Ar @ Xr, rK, Pinv)
-
-
-def _lambdas_of_v(vA: Array, rK: Array, Pinv: Array) -> Array:
-    """:func:`_lambdas_of` from the active fields ``vA`` (R, T, D) themselves."""
     mu = -np.einsum("rtd,rhd->rth", vA, Pinv)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(mu / rK)
@@ -562,7 +554,7 @@ def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_grid: Array, Xr: Array
     T, D = r_grid.shape[0], Xr.shape[1]
     vA = ((act[:, None, :] * r_grid[None, :, :]).reshape(R * T, n) @ Xr).reshape(R, T, D)
     rK = r_grid[:, np.maximum(Kidx, 0)].transpose(1, 0, 2)
-    return _margin_of(_lambdas_of_v(vA, rK, Pinv), Kidx)
+    return _margin_of(_lambdas_of(vA, rK, Pinv), Kidx)
 
 
 def _margins(act: Array, Kidx: Index, Pinv: Array, r: Array, Xr: Array) -> Array:
