@@ -94,9 +94,15 @@ def unique_states(status: Status) -> tuple[Status, NDArray[np.int64]]:
             return status[first], inv
         _, first, inv = np.unique(code, return_index=True, return_inverse=True)
         return status[first], inv.astype(np.int64).ravel()
-    view = np.ascontiguousarray(status).view(np.dtype((np.void, n)))[:, 0]
-    _, first, inv = np.unique(view, return_index=True, return_inverse=True)
-    return status[first], inv.astype(np.int64).ravel()
+    first, inv = _unique_bytes(status)
+    return status[first], inv
+
+
+def _unique_bytes(rows: NDArray[np.generic]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """First row of each distinct byte pattern of ``rows`` (N, k) and each row's index."""
+    view = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1] * rows.itemsize)))
+    _, first, inv = np.unique(view[:, 0], return_index=True, return_inverse=True)
+    return first.astype(np.int64), inv.astype(np.int64).ravel()
 
 
 def is_dead(status: Status) -> NDArray[np.bool_]:
@@ -184,12 +190,10 @@ class HeldCache:
         """The distinct held sets among the rows of ``held`` (N, n), and each row's index."""
         n = held.shape[1]
         packed = np.packbits(held, axis=1)  # the sets' keys: n / 8 bytes a row
-        view = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1])))[:, 0]
-        _, first, inv = np.unique(view, return_index=True, return_inverse=True)
+        first, inv = _unique_bytes(packed)
         keys = packed[first]
         masks = np.unpackbits(keys, axis=1, count=n).astype(bool)
-        return ([self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)],
-                inv.astype(np.int64).ravel())
+        return [self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)], inv
 
     def rows(self, status: Status) -> HeldRows:
         """The rows of ``status`` that hold a point, with their geometry."""
