@@ -25,7 +25,7 @@ def test_tolerances_are_one_frozen_validated_dataclass() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         tol.rtol = 1e-3  # type: ignore[misc]
     for bad in ({"rtol": 1e-2}, {"rtol": 0.0}, {"batch_share": 1.0}, {"max_passes": 0},
-                {"cut_growth": 1.0}):
+                {"cut_growth": 1.0}, {"cut_aim": 0.0}, {"cut_aim": 1.5}):
         with pytest.raises(ValueError):
             Tolerances(**bad)  # type: ignore[arg-type]
 
@@ -44,6 +44,9 @@ def test_deferral_model_and_cut() -> None:
     s = d.cut_time(0.0, 1.0, budget)
     assert s is not None and 0.0 < s < 1.0
     assert d.error(s) <= budget < d.error(min(1.0, s + 1e-12))
+    s_aim = d.cut_time(0.0, 1.0, budget, 0.9 * budget)  # aimed below the budget
+    assert s_aim is not None and s_aim < s
+    assert d.error(s_aim) <= 0.9 * budget < d.error(min(1.0, s_aim + 1e-12))
     assert Deferral.empty().error(5.0) == 0.0
 
 
@@ -114,6 +117,38 @@ def test_step_results_are_typed_and_cuts_never_reintegrate() -> None:
         assert r.truncated == (r.s < s1)
         if s0 < r.s < s1:  # after a cut, the next try is near what the events allowed
             assert r.h_next <= growth * (r.s - s0)
+
+
+def test_a_cut_step_is_rarely_cut_again() -> None:
+    """The cut aims below the deferral budget (``cut_aim``), so the error model derived
+    again at the new end rarely forces a second cut.  Aimed at the whole budget, this run
+    cut one step 17 times, each cut by a hair."""
+    cuts: list[int] = []
+    real_truncate = stepper._Passes.truncate
+
+    def truncate(self, s0, s_cut):  # type: ignore[no-untyped-def]
+        cuts[-1] += 1
+        return real_truncate(self, s0, s_cut)
+
+    real_take = stepper.take_step
+
+    def take(*args):  # type: ignore[no-untyped-def]
+        cuts.append(0)
+        return real_take(*args)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(stepper._Passes, "truncate", truncate)
+    mp.setattr("reluflow.engine.flow.take_step", take)
+    try:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((30, 5))
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        data = Dataset(X, np.sign(X @ rng.standard_normal(5)))
+        gradient_flow(init_network(100, 5, 1e-6, seed=0), data, 1e4, rtol=1e-4)
+    finally:
+        mp.undo()
+    assert sum(c > 0 for c in cuts) >= 5  # the run has cut steps
+    assert max(cuts) <= 3
 
 
 def test_info_reports_stop_and_counts() -> None:

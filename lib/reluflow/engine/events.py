@@ -265,11 +265,15 @@ class Deferral:
             return as_error(np.exp(s) * np.sum(self.w1 * d * d / 2 + self.excess * q * q * d / 3,
                                                axis=1))
 
-    def cut_time(self, s0: float, s_end: float, budget: float) -> float | None:
-        """None if the step fits ``budget``, else the latest time where it does."""
+    def cut_time(self, s0: float, s_end: float, budget: float,
+                 aim: float | None = None) -> float | None:
+        """None if the step fits ``budget``, else the latest time where the error is
+        within ``aim`` (default ``budget``; a smaller aim leaves room for the model to be
+        revised upward at the new end)."""
         if self.error(s_end) <= budget:
             return None
-        return max(latest_within(self.errors, budget, float(self.tau.min()), s_end), s0)
+        goal = budget if aim is None else aim
+        return max(latest_within(self.errors, goal, float(self.tau.min()), s_end), s0)
 
 
 # ------------------------------------------------------------------ location

@@ -194,7 +194,8 @@ def take_step(prob: Problem, nrn: Neurons, s0: float, s_target: float,
         if res.cut_at is not None:  # a neuron blew up in a catch-up: redo to there
             res = run_passes(step, first, res.cut_at)
             continue
-        cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch)
+        cut = deferral(step, nrn, res).cut_time(step.s0, res.s_end, prob.tol.batch,
+                                                prob.tol.cut_aim * prob.tol.batch)
         if cut is None or not cut < res.s_end:
             break
         res.truncate(step.s0, cut)
