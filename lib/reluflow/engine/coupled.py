@@ -272,7 +272,7 @@ class DenseStep:
     nfev: int
     dense: Any = None  # scipy's own DenseOutput of the step (the reference for coef)
     _f: Array | None = None
-    _grids: dict[tuple[float, int], tuple[Array, Array]] = field(default_factory=dict)
+    _grids: dict[tuple[float, int], tuple[Array, Array, Array]] = field(default_factory=dict)
 
     @property
     def h(self) -> float:
@@ -304,15 +304,20 @@ class DenseStep:
             self._f = _output_poly(self)
         return self._f
 
-    def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array]:
-        """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells) and the residuals there.
+    def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array, Array]:
+        """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells), the residuals there (T, n)
+        and their terms :math:`r_i(s_k)\tilde x_i` as an (n, T D) matrix.
 
-        Cached per ``(s_end, cells)``: every pass of a step asks for the same grid.
+        Cached per ``(s_end, cells)``: every pass of a step asks for the same grid, and a
+        state's active fields at every grid time are then one row of ``active @ terms``.
         """
         key = (float(s_end), int(cells))
         if key not in self._grids:
             g = self.s0 + (s_end - self.s0) * np.linspace(0.0, 1.0, cells + 1)
-            self._grids[key] = (g, self.system.prob.residual(self.f_at(self.x_of(g))))
+            r = self.system.prob.residual(self.f_at(self.x_of(g)))
+            Xr = self.system.prob.Xr
+            terms = (r.T[:, :, None] * Xr[:, None, :]).reshape(Xr.shape[0], -1)
+            self._grids[key] = (g, r, terms)
         return self._grids[key]
 
     def f_at(self, x: Array) -> Array:

@@ -441,12 +441,12 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
     Ku, Pu = _padded_held(prob, uniq)
     au = (uniq == 1).astype(np.float64)
     Kidx, Pinv, act = Ku[inv], Pu[inv], au[inv]
-    g, r_grid = step.residual_grid(s_end, _RELEASE_GRID)
+    g, r_grid, terms = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
     marg = np.empty((rows.size, g.size + 1))
     marg[:, 0] = _margins(act, Kidx, Pinv, r_start[:, None, :], prob.Xr)[:, 0]
-    marg[:, 1:] = _grid_margins(au, Ku, Pu, r_grid, prob.Xr)[inv]
+    marg[:, 1:] = _grid_margins(au, Ku, Pu, r_grid, terms)[inv]
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
     out = marg <= 0
     sel = np.flatnonzero(out.any(axis=1))
@@ -548,15 +548,14 @@ def _lambdas_of(vA: Array, rK: Array, Pinv: Array) -> Array:
         return np.asarray(mu / rK)
 
 
-def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_grid: Array, Xr: Array) -> Array:
+def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_grid: Array, terms: Array) -> Array:
     """:func:`_margins` of R states at the times of a grid (``r_grid`` (T, n)): (R, T).
 
-    The grid's residuals are shared by all states: the active fields at every grid time
-    come from one (R T, n) @ (n, D) product.
+    The grid is shared by all states: their active fields at every grid time are one
+    (R, n) @ (n, T D) product with the grid's ``terms`` :math:`r_i(s_t)\tilde x_i`.
     """
-    R, n = act.shape
-    T, D = r_grid.shape[0], Xr.shape[1]
-    vA = ((act[:, None, :] * r_grid[None, :, :]).reshape(R * T, n) @ Xr).reshape(R, T, D)
+    R, T = act.shape[0], r_grid.shape[0]
+    vA = (act @ terms).reshape(R, T, -1)
     rK = r_grid[:, np.maximum(Kidx, 0)].transpose(1, 0, 2)
     return _margin_of(_lambdas_of(vA, rK, Pinv), Kidx)
 
