@@ -53,6 +53,9 @@ Array = NDArray[np.float64]
 DEGREE = 7
 
 _GRID = 64  # bracketing grid of first_root
+#: A polynomial value within this many roundings of its coefficients' size is a root:
+#: Horner's rounding error is below :math:`2K\epsilon\sum_p|c_p|` on [0, 1] (K = 8).
+_ROOT_ROUNDINGS = 16
 _VGRID = np.linspace(0.0, 1.0, _GRID + 1)[None, :] ** np.arange(2 * DEGREE + 1)[:, None]
 
 
@@ -201,7 +204,10 @@ def first_root(coef: Array, tol: Array, group: NDArray[np.int64] | None = None) 
     ``coef`` (P, K), powers on the last axis; ``tol`` (P,).  A crossing counts only if
     :math:`p` drops below :math:`-\text{tol}` (rounding never makes an event); it is
     bracketed on a grid of 64 cells and refined to the root by Newton steps kept inside
-    the bracket.  Returns ``inf`` where there is no crossing.
+    the bracket, until the bracket is a few ulps wide or :math:`|p|` is within
+    ``_ROOT_ROUNDINGS`` roundings of :math:`\sum_p |c_p|` (the evaluation cannot tell it
+    from zero; a tangential crossing would otherwise take one Newton step per bit).
+    Returns ``inf`` where there is no crossing.
 
     With ``group`` (P,) (non-negative ints), only the earliest root of each group is
     wanted: a row whose bracket starts after the cell following its group's earliest
@@ -238,6 +244,7 @@ def first_root(coef: Array, tol: Array, group: NDArray[np.int64] | None = None) 
     fb = vals[rows, first]
     at_start = (first == 0) | (fa < 0)
     dC = C[1:] * np.arange(1, k)[:, None]
+    zero = _ROOT_ROUNDINGS * np.finfo(np.float64).eps * np.abs(C).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.where(fa - fb > 0, xa + fa * (xb - xa) / (fa - fb), xb)
     x = np.clip(x, xa, xb)
@@ -255,9 +262,10 @@ def first_root(coef: Array, tol: Array, group: NDArray[np.int64] | None = None) 
             xn = x_ - fx / horner(dC[:, act], x_) if k > 1 else np.full_like(x_, np.nan)
         inside = np.isfinite(xn) & (xn > xa_) & (xn < xb_)
         xn = np.where(inside, xn, 0.5 * (xa_ + xb_))
-        xn = np.where(fx == 0, x_, xn)
+        at_root = np.abs(fx) <= zero[act]
+        xn = np.where(at_root, x_, xn)
         xa[act], xb[act], x[act] = xa_, xb_, xn
-        done = (np.abs(xn - x_) <= 4e-16) | (xb_ - xa_ <= 4e-16) | (fx == 0)
+        done = (np.abs(xn - x_) <= 4e-16) | (xb_ - xa_ <= 4e-16) | at_root
         act = act[~done]
     out[rows] = np.where(at_start, np.where(first == 0, 0.0, xa), x)
     return out
