@@ -92,6 +92,29 @@ def test_output_polynomial_is_the_output_of_the_dense_state() -> None:
         assert np.allclose(step.f_at(np.array([xv]))[0], f, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("mult", [1, 3, 5])
+@pytest.mark.parametrize("root", [0.013, 0.5, 0.77])
+def test_first_root_stops_where_the_polynomial_is_rounding(mult: int, root: float) -> None:
+    """A crossing of multiplicity 1, 3 or 5 (p = (root - u)^k, tangential for k > 1) is
+    returned where Horner cannot tell p from zero, within the distance that implies, in
+    at most 20 Newton steps (27-28 for k = 3 and 5 when it refined to a few ulps)."""
+    coef = np.zeros(8)
+    c = np.polynomial.polynomial.polypow([root, -1.0], mult)
+    coef[: c.size] = c
+    zero = 16 * np.finfo(float).eps * np.abs(coef).sum()
+    calls = []
+    real = dp.horner
+    mp = pytest.MonkeyPatch()
+    mp.setattr(dp, "horner", lambda cf, x: calls.append(1) or real(cf, x))
+    try:
+        got = dp.first_root(coef[None, :], np.array([0.0]))[0]
+    finally:
+        mp.undo()
+    assert abs(real(coef, got)) <= zero
+    assert abs(got - root) <= 1.01 * zero ** (1 / mult)
+    assert len(calls) <= 2 * 20  # two Horner evaluations per Newton step
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(st.floats(-10, 10), min_size=8, max_size=8))
 def test_bernstein_minimum_bounds_the_polynomial(c: list[float]) -> None:
