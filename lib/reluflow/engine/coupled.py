@@ -35,8 +35,8 @@ from reluflow.engine.data import unit_rows
 from reluflow.engine.groups import HeldCache, HeldRows, fields, lorentz_project, unique_states
 from reluflow.engine.tolerances import Tolerances
 
-__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "Unresolvable", "initial_step",
-           "integrate_step"]
+__all__ = ["DenseStep", "MaxNormDOP853", "Problem", "System", "Unresolvable", "dop853_once",
+           "initial_step", "integrate_step"]
 
 Array = NDArray[np.float64]
 Status = NDArray[np.int8]
@@ -105,16 +105,7 @@ class MaxNormDOP853(DOP853):
     hlambda = 0.0
 
     def _estimate_error_norm(self, K: Array, h: float, scale: Array) -> float:
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            err5 = np.abs(K.T @ self.E5) / scale
-            err3 = np.abs(K.T @ self.E3) / scale
-            if not (np.all(np.isfinite(err5)) and np.all(np.isfinite(err3))):
-                return math.inf  # an overflowing stage: reject, the step shrinks
-            # e5^2 / sqrt(e5^2 + 0.01 e3^2) without squaring (no overflow for huge stages)
-            ratio = err3 / np.where(err5 > 0, err5, 1.0)
-            e = np.where(err5 > 0, err5 / np.sqrt(1.0 + 0.01 * ratio * ratio), 0.0)
-        out = float(abs(h) * np.max(e)) if e.size else 0.0
-        return out if math.isfinite(out) else math.inf
+        return _max_error_norm(K, h, scale)
 
     def _step_impl(self) -> tuple[bool, str | None]:
         ok, msg = super()._step_impl()
@@ -125,6 +116,60 @@ class MaxNormDOP853(DOP853):
             num = np.linalg.norm(self.K[12] - self.K[11])
             self.hlambda = float(abs(h) * num / den) if den > 0 else 0.0
         return ok, msg
+
+
+def _max_error_norm(K: Array, h: float, scale: Array) -> float:
+    """:class:`MaxNormDOP853`'s error norm of a step with stages ``K`` (13, n)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err5 = np.abs(K.T @ DOP853.E5) / scale
+        err3 = np.abs(K.T @ DOP853.E3) / scale
+        if not (np.all(np.isfinite(err5)) and np.all(np.isfinite(err3))):
+            return math.inf  # an overflowing stage: reject, the step shrinks
+        # e5^2 / sqrt(e5^2 + 0.01 e3^2) without squaring (no overflow for huge stages)
+        ratio = err3 / np.where(err5 > 0, err5, 1.0)
+        e = np.where(err5 > 0, err5 / np.sqrt(1.0 + 0.01 * ratio * ratio), 0.0)
+    out = float(abs(h) * np.max(e)) if e.size else 0.0
+    return out if math.isfinite(out) else math.inf
+
+
+def dop853_once(fun: Any, y0: Array, rtol: float, atol: Array) -> Array | None:
+    r"""One :class:`MaxNormDOP853` step over :math:`\sigma \in [0, 1]`, with its dense output.
+
+    Returns the monomial coefficients (8, n) of the step's interpolant when the step
+    meets the tolerances (error norm below 1), else None: the caller then lets the
+    solver shorten its steps.  The stages, the acceptance test and the interpolant are
+    scipy's own operations, so the numbers are bitwise those of
+    ``MaxNormDOP853(fun, 0, y0, 1, rtol=rtol, atol=atol, first_step=1)`` whose first
+    step is accepted, without the solver's per-step bookkeeping (a catch-up is usually
+    one step).
+
+    Examples
+    --------
+    >>> c = dop853_once(lambda t, y: -y, np.array([1.0]), 1e-8, np.array([1e-10]))
+    >>> bool(abs(dp.horner(c[:, 0], 1.0) - np.exp(-1.0)) < 1e-9)
+    True
+    >>> dop853_once(lambda t, y: -40 * y, np.array([1.0]), 1e-8, np.array([1e-10])) is None
+    True
+    """
+    S = DOP853
+    K = np.empty((S.n_stages + 1 + S.C_EXTRA.size, y0.size))
+    K[0] = f0 = fun(0.0, y0)
+    for s, (a, c) in enumerate(zip(S.A[1:], S.C[1:], strict=True), start=1):
+        K[s] = fun(c, y0 + np.dot(K[:s].T, a[:s]) * 1.0)
+    y1 = y0 + 1.0 * np.dot(K[: S.n_stages].T, S.B)
+    K[S.n_stages] = f1 = fun(1.0, y1)
+    scale = atol + np.maximum(np.abs(y0), np.abs(y1)) * rtol
+    if not _max_error_norm(K[: S.n_stages + 1], 1.0, scale) < 1:
+        return None
+    for s, (a, c) in enumerate(zip(S.A_EXTRA, S.C_EXTRA, strict=True), start=S.n_stages + 1):
+        K[s] = fun(0.0 + c * 1.0, y0 + np.dot(K[:s].T, a[:s]) * 1.0)
+    F = np.empty((7, y0.size))
+    dy = y1 - y0
+    F[0] = dy
+    F[1] = 1.0 * f0 - dy
+    F[2] = 2 * dy - 1.0 * (f1 + f0)
+    F[3:] = 1.0 * np.dot(S.D, K)
+    return dp.monomial_of(y0, F)
 
 
 @dataclass

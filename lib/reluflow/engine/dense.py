@@ -106,8 +106,12 @@ def monomial(dense: Any) -> Array:
     >>> bool(np.isclose(horner(c[:, 0], np.array(0.5)), sol(sol.t_min + 0.5 * sol.h)[0]))
     True
     """
-    G = np.vstack([dense.y_old[None, :], np.asarray(dense.F)])
-    return np.asarray(_T @ G)
+    return monomial_of(dense.y_old, np.asarray(dense.F))
+
+
+def monomial_of(y_old: Array, F: Array) -> Array:
+    """:func:`monomial` from the dense output's start ``y_old`` (n,) and its ``F`` (7, n)."""
+    return np.asarray(_T @ np.vstack([y_old[None, :], F]))
 
 
 def horner(coef: Array, x: Array | float) -> Array:

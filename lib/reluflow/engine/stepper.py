@@ -36,6 +36,7 @@ from reluflow.engine.coupled import (
     MaxNormDOP853,
     Problem,
     System,
+    dop853_once,
     integrate_step,
     state_keys,
 )
@@ -588,10 +589,17 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
         coef[0] = z
         return Segments(np.arange(N), s.copy(), s.copy(), coef)
     atol = np.repeat(prob.tol.rtol * np.linalg.norm(z, axis=1), D1)
+    limit = _GROWTH * np.abs(z).max(axis=1)
+    check_deadline()
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        once = dop853_once(rhs, z.ravel(), prob.tol.solver_rtol, atol)
+    if once is not None:  # the usual case: one step (the solver's first, bitwise)
+        c = once.reshape(8, N, D1)
+        _check_growth(c, limit, s, 1.0, L)
+        return Segments(np.arange(N), s + 0.0 * L, s + 1.0 * L, c)
     solver = MaxNormDOP853(rhs, 0.0, z.ravel(), 1.0, rtol=prob.tol.solver_rtol,
                            atol=atol, first_step=1.0)
     rows, lo, hi, coefs = [], [], [], []
-    limit = _GROWTH * np.abs(z).max(axis=1)
     while solver.status == "running":
         check_deadline()
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
@@ -599,15 +607,20 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) 
             if solver.status == "failed":
                 raise FloatingPointError(f"gradient_flow: catch-up solve failed: {msg}")
             c = dp.monomial(solver.dense_output()).reshape(8, N, D1)
-        grown = ~(np.abs(c).sum(axis=0).max(axis=1) <= limit)  # also catches inf and nan
-        if grown.any():  # end the step where the first such neuron is (it is > its event)
-            raise Blowup(float(np.min(s[grown] + solver.t * L[grown])))
+        _check_growth(c, limit, s, solver.t, L)
         rows.append(np.arange(N))
         lo.append(s + solver.t_old * L)
         hi.append(s + solver.t * L)
         coefs.append(c)
     return Segments(np.concatenate(rows), np.concatenate(lo), np.concatenate(hi),
                     np.concatenate(coefs, axis=1))
+
+
+def _check_growth(c: Array, limit: Array, s: Array, sig: float, L: Array) -> None:
+    """Raise :class:`Blowup` at the first neuron that grew beyond ``limit`` by ``sig``."""
+    grown = ~(np.abs(c).sum(axis=0).max(axis=1) <= limit)  # also catches inf and nan
+    if grown.any():  # end the step where the first such neuron is (it is > its event)
+        raise Blowup(float(np.min(s[grown] + sig * L[grown])))
 
 
 def frozen_fields(step: DenseStep, act: Array, held: HeldRows, s: Array,
