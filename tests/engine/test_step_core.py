@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from runchecks import check_run
 
 from reluflow import Dataset, Params, TwoPointData, gradient_flow, init_network
-from reluflow.engine import stepper
+from reluflow.engine import events, stepper
 from reluflow.engine.events import Deferral, EventBatch, latest_within
 from reluflow.engine.tolerances import RTOL_RANGE, Tolerances
 
@@ -272,3 +272,54 @@ def test_frozen_residual_catch_up_stays_within_its_bound(seed: int, loss: str,
     check_run(tr, params)
     if kappa == 1e-8:  # outputs negligible for a while: some catch-ups are frozen
         assert seen["frozen"] > 0
+
+
+@pytest.mark.parametrize("seed, loss", [(0, "exp"), (1, "logistic"), (2, "exp"),
+                                        (3, "logistic")])
+def test_calm_held_states_cannot_release(seed: int, loss: str) -> None:
+    """Every release search of a run is done twice, with and without the screen of calm
+    held states: the same answer bit for bit.  And the Filippov coefficients of every
+    state the screen calls calm stay inside (0, 1) on a fine grid of the step."""
+    real = events.release_times
+    real_calm = events._calm_states
+    seen = {"calm": 0, "other": 0}
+
+    def calm_checked(step, act, Kidx, Pinv, s_end):  # type: ignore[no-untyped-def]
+        calm = real_calm(step, act, Kidx, Pinv, s_end)
+        seen["calm"] += int(calm.sum())
+        seen["other"] += int((~calm).sum())
+        if calm.any():
+            prob = step.system.prob
+            t = step.s0 + (s_end - step.s0) * np.linspace(0.0, 1.0, 257)
+            r = prob.residual(step.f_at(step.x_of(t)))
+            lam = events._lambdas(act[calm], Kidx[calm], Pinv[calm],
+                                  np.broadcast_to(r, (int(calm.sum()), *r.shape)), prob.Xr)
+            pad = (Kidx[calm] < 0)[:, None, :]
+            assert np.all(((lam > 0) & (lam < 1)) | pad)
+        return calm
+
+    def both(step, status, s_from, s_end):  # type: ignore[no-untyped-def]
+        got = real(step, status, s_from, s_end)
+        events._calm_states = lambda st, act, *_: np.zeros(act.shape[0], dtype=bool)
+        try:
+            ref = real(step, status, s_from, s_end)
+        finally:
+            events._calm_states = calm_checked
+        for g, r in zip(got, ref, strict=True):
+            assert np.array_equal(g, r)
+        return got
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((30, 5))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    data = Dataset(X, np.sign(X @ rng.standard_normal(5)))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(events, "_calm_states", calm_checked)
+    mp.setattr(stepper, "release_times", both)
+    try:
+        tr = gradient_flow(init_network(40, 5, 1e-6, seed=seed), data, 1e3, loss=loss,
+                           rtol=1e-6)
+    finally:
+        mp.undo()
+    check_run(tr, init_network(40, 5, 1e-6, seed=seed))
+    assert seen["calm"] > 0 and seen["other"] > 0

@@ -318,6 +318,7 @@ class DenseStep:
     dense: Any = None  # scipy's own DenseOutput of the step (the reference for coef)
     _f: Array | None = None
     _grids: dict[tuple[float, int], tuple[Array, Array, Array]] = field(default_factory=dict)
+    _drifts: dict[float, tuple[Array, Array]] = field(default_factory=dict)
 
     @property
     def h(self) -> float:
@@ -348,6 +349,23 @@ class DenseStep:
         if self._f is None:
             self._f = _output_poly(self)
         return self._f
+
+    def drift(self, s_end: float) -> tuple[Array, Array]:
+        r"""Residuals :math:`\bar r` at the step start, and bounds :math:`\delta_i` with
+        :math:`|r_i/\bar r_i - 1| \le \delta_i` up to ``s_end`` (cached per ``s_end``).
+
+        Over the step :math:`f_i(x) = \sum_p c_{p,i} x^p` moves from its start by at most
+        :math:`\Delta f_i = \sum_{p\ge1}|c_{p,i}|\,x_{end}^p`, and both losses have
+        :math:`|d\log r_i/df_i| \le 1`: :math:`\delta_i = e^{\Delta f_i} - 1`.
+        """
+        key = float(s_end)
+        if key not in self._drifts:
+            C = self.f_coef()
+            x_end = float(self.x_of(s_end))
+            with np.errstate(over="ignore", invalid="ignore"):
+                delta = np.expm1(np.abs(C[1:]).T @ (x_end ** np.arange(1, C.shape[0])))
+                self._drifts[key] = (self.system.prob.residual(C[0]), delta)
+        return self._drifts[key]
 
     def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array, Array]:
         """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells), the residuals there (T, n)

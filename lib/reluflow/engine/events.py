@@ -440,6 +440,16 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
     uniq, inv = unique_states(status[rows])  # members of a group move on together
     Ku, Pu = _padded_held(prob, uniq)
     au = (uniq == 1).astype(np.float64)
+    calm = _calm_states(step, au, Ku, Pu, s_end)
+    if calm.all():
+        return tau, point, side
+    if calm.any():  # only the other states can release: keep their rows
+        live = np.flatnonzero(~calm)
+        renum = np.full(calm.size, -1, dtype=np.int64)
+        renum[live] = np.arange(live.size)
+        keep = ~calm[inv]
+        rows, inv = rows[keep], renum[inv[keep]]
+        Ku, Pu, au = Ku[live], Pu[live], au[live]
     Kidx, Pinv, act = Ku[inv], Pu[inv], au[inv]
     g, r_grid, terms = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
@@ -466,6 +476,37 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
     point[rows[sel]] = Kidx[sel, j]
     side[rows[sel]] = np.where(lam[np.arange(sel.size), j] >= 0.5, 1, -1)
     return tau, point, side
+
+
+def _calm_states(step: DenseStep, act: Array, Kidx: Index, Pinv: Array,
+                 s_end: float) -> NDArray[np.bool_]:
+    r"""Held states whose Filippov coefficients cannot leave (0, 1) before ``s_end``.
+
+    With :math:`r_i = \bar r_i(1 + \epsilon_i)`, :math:`|\epsilon_i| \le \delta_i` over
+    the step (:meth:`~reluflow.engine.coupled.DenseStep.drift`), and
+    :math:`\lambda_j = \mu_j/r_j`, :math:`\mu_j = -\sum_{i\,\text{active}}
+    r_i\,p_j^\top\tilde x_i` (:math:`p_j` the row of the pseudo-inverse):
+    :math:`|\lambda_j - \bar\lambda_j| \le (E_j + |\bar\mu_j|\delta_j)/(|\bar r_j|(1 -
+    \delta_j))` with :math:`E_j = \lVert p_j\rVert\sum_{i\,\text{active}} |\bar r_i|
+    \delta_i\lVert\tilde x_i\rVert`.  A state is calm when every :math:`\bar\lambda_j`
+    stays that far inside (0, 1), plus the rounding of its :math:`n + D` terms counted
+    twice (this bound's and the grid's).  ``act`` (R, n); ``Kidx`` (R, h) held points
+    padded with -1; ``Pinv`` (R, h, D) the rows :math:`p_j`.
+    """
+    prob = step.system.prob
+    r0, delta = step.drift(s_end)
+    n, D = prob.Xr.shape
+    slack = 4 * (n + D) * float(np.finfo(np.float64).eps)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mu = -np.einsum("rhd,rd->rh", Pinv, act @ (r0[:, None] * prob.Xr))
+        K0 = np.maximum(Kidx, 0)
+        rK, dK = np.abs(r0[K0]), delta[K0]
+        lam = mu / r0[K0]
+        pn = np.sqrt(np.einsum("rhd,rhd->rh", Pinv, Pinv))
+        sums = act @ np.stack([np.abs(r0) * prob.xnorm, np.abs(r0) * delta * prob.xnorm], 1)
+        B = (pn * (sums[:, 1:] + slack * sums[:, :1]) + np.abs(mu) * dK) / (rK * (1 - dK))
+        inside = (lam - B > slack) & (1 - lam - B > slack) & (dK < 1)
+    return np.asarray(np.all(inside | (Kidx < 0), axis=1))
 
 
 def _prev_finite(marg: Array, k: Index) -> Index:
