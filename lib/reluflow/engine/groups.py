@@ -297,15 +297,20 @@ def resolve(Xr: Array, y: Array, active0: Array, E: NDArray[np.int64], a: Array,
     side = np.where(valid & ~held, pref, 0).astype(np.int8)
     lam_side = np.zeros((N, e), dtype=np.int8)
     flips = np.zeros((N, e), dtype=np.int64)
+    F, lam = np.zeros((N, Xr.shape[1])), np.zeros((N, e))
+    stale = np.arange(N)  # rows whose held set or sides changed: their field is redone
     for _ in range(4 * e + 4):
-        vA = vA0 + np.einsum("ne,ned->nd", (side == 1) * rE, XE)
-        F, lam = _held_field(UE, nE, held, vA, rE)
+        if stale.size:
+            vA = vA0[stale] + np.einsum("ne,ned->nd", (side[stale] == 1) * rE[stale],
+                                        XE[stale])
+            F[stale], lam[stale] = _held_field(UE[stale], nE[stale], held[stale], vA,
+                                               rE[stale])
         bad = held & ~((lam > 0) & (lam < 1))
         if bad.any():
             viol = np.where(bad, np.maximum(-lam, lam - 1.0), -np.inf)
             viol = np.where(np.isnan(viol) & bad, np.inf, viol)
             j = np.argmax(viol, axis=1)
-            rows = np.flatnonzero(bad.any(axis=1))
+            rows = stale = np.flatnonzero(bad.any(axis=1))
             held[rows, j[rows]] = False
             s = np.where(lam[rows, j[rows]] >= 1, 1, -1).astype(np.int8)
             side[rows, j[rows]] = s
@@ -322,6 +327,7 @@ def resolve(Xr: Array, y: Array, active0: Array, E: NDArray[np.int64], a: Array,
         held |= rehold
         side = np.where(wrong & ~rehold, want, side).astype(np.int8)
         side[rehold] = 0
+        stale = np.flatnonzero(wrong.any(axis=1))
     return np.where(held | ~valid, 0, side).astype(np.int8)
 
 
