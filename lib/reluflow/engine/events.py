@@ -323,7 +323,7 @@ def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = N
         out.tau[rw] = t_ev[best]
         out.z[rw] = np.einsum("pkd,pk->kd", part.coef[:, best], u[best][None, :] **
                               np.arange(8)[:, None])
-        out.zscale[rw] = np.linalg.norm(part.coef[:, best], axis=2).sum(axis=0)
+        out.zscale[rw] = _coef_norm(part.coef[:, best])
         out.cause[rw], out.point[rw] = c[best], pt[best]
     return out
 
@@ -341,7 +341,7 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     P = seg.row.size
     n, D = prob.Xr.shape
     Cb = seg.coef[:, :, 1:]
-    zn = np.linalg.norm(Cb, axis=2).sum(axis=0)  # bounds |beta(u)| and its rounding
+    zn = _coef_norm(Cb)  # bounds |beta(u)| and its rounding
     tol = prob.tol.boundary * zn[:, None] * prob.xnorm[None, :]
     V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n)  # every event function
     V *= st.astype(np.float64)  # in place, one cast: a broadcast int8 product is 10x slower
@@ -352,11 +352,12 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     u = np.full(P, np.inf)
     cause = np.zeros(P, dtype=np.int8)
     point = np.full(P, -1, dtype=np.int64)
-    p_idx, i_idx = np.nonzero(maybe)
+    flat = np.flatnonzero(maybe)
+    p_idx, i_idx = np.divmod(flat, n)
     if p_idx.size:
-        polys = np.ascontiguousarray(V[:, p_idx, i_idx].T)
-        tq = tol[p_idx, i_idx]
-        fq = np.zeros(p_idx.size, dtype=bool) if force is None else force[p_idx, i_idx]
+        polys = np.ascontiguousarray(V.reshape(8, P * n)[:, flat].T)
+        tq = tol.ravel()[flat]
+        fq = np.zeros(p_idx.size, dtype=bool) if force is None else force.ravel()[flat]
         keep = dp.bernstein_min(polys.T) < -tq
         if fq.any():  # just resolved there: an event only if it moves to the wrong side
             sl = np.full(P, prob.tol.rtol) if slack is None else slack
@@ -372,6 +373,11 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     return u, cause, point
 
 
+def _coef_norm(coef: Array) -> Array:
+    """Sum over powers of the coefficients' norms, per row of ``coef`` (K, R, D): (R,)."""
+    return np.asarray(np.sqrt(np.einsum("pkd,pkd->pk", coef, coef)).sum(axis=0))
+
+
 def _moves_back(prob: Problem, seg: Segments, polys: Array, p_idx: Index,
                 i_idx: Index, slack: Array) -> NDArray[np.bool_]:
     r"""Pairs just resolved at their segment start that move to the other side after it.
@@ -384,7 +390,7 @@ def _moves_back(prob: Problem, seg: Segments, polys: Array, p_idx: Index,
     tangential touch: the side is decided at the error level) goes on in the resolved
     state instead of switching back and forth at one instant.
     """
-    zfull = np.linalg.norm(seg.coef, axis=2).sum(axis=0)[p_idx]
+    zfull = _coef_norm(seg.coef)[p_idx]
     tol = slack[p_idx] * zfull * prob.xnorm[i_idx]
     moved = polys - polys[:, :1]
     return np.asarray(dp.bernstein_min(moved.T) < -tol)
@@ -399,7 +405,7 @@ def _first_flip(prob: Problem, seg: Segments, st: Status, u: Array, cause: NDArr
         return
     C = seg.coef[:, hrows]
     A = C[:, :, 0] * hs[hrows]  # (8, h): positive while the neuron may hold
-    ztol = prob.tol.boundary * np.linalg.norm(C, axis=2).sum(axis=0)
+    ztol = prob.tol.boundary * _coef_norm(C)
     fl = np.flatnonzero(dp.bernstein_min(A) < -ztol)
     if fl.size == 0:
         return
