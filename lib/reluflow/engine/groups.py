@@ -225,7 +225,7 @@ def fields(Xr: Array, active: Array, r: Array, held: HeldRows,
     v = held.project(Ar @ Xr)
     if floor is not None:
         with np.errstate(over="ignore"):  # |v|^2 may overflow: then v is not small
-            small = np.sqrt(np.einsum("nd,nd->n", v, v)) <= np.abs(Ar) @ floor
+            small = np.sqrt(np.einsum("nd,nd->n", v, v)) <= np.abs(Ar, out=Ar) @ floor
         v[small] = 0.0
     return v
 
