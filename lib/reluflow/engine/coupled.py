@@ -70,10 +70,14 @@ class Problem:
 
     def residual(self, f: Array) -> Array:
         r"""Residual weights :math:`r_i = w_i y_i (-\ell')(y_i f_i)` for outputs (..., n)."""
-        z = self.y * f
+        g = np.negative(self.y * f)  # in place from here: one temporary
         with np.errstate(over="ignore", invalid="ignore"):
-            g = np.exp(-z) if self.loss == "exp" else expit(-z)
-        return self.wy * g
+            if self.loss == "exp":
+                np.exp(g, out=g)
+            else:
+                expit(g, out=g)
+        g *= self.wy
+        return g
 
     def outputs(self, Z: Array, status: Status) -> Array:
         r""":math:`f(x_i) = \sum_k a_k \beta_k^\top\tilde x_i` over neurons active on i."""
