@@ -188,12 +188,13 @@ class HeldCache:
 
     def sets(self, held: NDArray[np.bool_]) -> tuple[list[HeldGeometry], NDArray[np.int64]]:
         """The distinct held sets among the rows of ``held`` (N, n), and each row's index."""
-        n = held.shape[1]
         packed = np.packbits(held, axis=1)  # the sets' keys: n / 8 bytes a row
         first, inv = _unique_bytes(packed)
-        keys = packed[first]
-        masks = np.unpackbits(keys, axis=1, count=n).astype(bool)
-        return [self._get(kq.tobytes(), mq) for kq, mq in zip(keys, masks, strict=True)], inv
+        raw, w = packed[first].tobytes(), packed.shape[1]  # one bytes object, sliced
+        cache = self._cache
+        geos = [cache.get(raw[i : i + w]) for i in range(0, len(raw), w)]
+        return [g if g is not None else self._get(raw[q * w : (q + 1) * w], held[first[q]])
+                for q, g in enumerate(geos)], inv
 
     def rows(self, status: Status) -> HeldRows:
         """The rows of ``status`` that hold a point, with their geometry."""
