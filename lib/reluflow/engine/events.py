@@ -45,6 +45,7 @@ __all__ = [
     "Located",
     "Segments",
     "as_error",
+    "coef_norm",
     "in_step",
     "latest_within",
     "locate",
@@ -323,7 +324,7 @@ def locate(prob: Problem, seg: Segments, status: Status, start: Array | None = N
         out.tau[rw] = t_ev[best]
         out.z[rw] = np.einsum("pkd,pk->kd", part.coef[:, best], u[best][None, :] **
                               np.arange(8)[:, None])
-        out.zscale[rw] = _coef_norm(part.coef[:, best])
+        out.zscale[rw] = coef_norm(part.coef[:, best])
         out.cause[rw], out.point[rw] = c[best], pt[best]
     return out
 
@@ -341,7 +342,7 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     P = seg.row.size
     n, D = prob.Xr.shape
     Cb = seg.coef[:, :, 1:]
-    zn = _coef_norm(Cb)  # bounds |beta(u)| and its rounding
+    zn = coef_norm(Cb)  # bounds |beta(u)| and its rounding
     tol = prob.tol.boundary * zn[:, None] * prob.xnorm[None, :]
     V = (Cb.reshape(8 * P, D) @ prob.Xr.T).reshape(8, P, n)  # every event function
     V *= st.astype(np.float64)  # in place, one cast: a broadcast int8 product is 10x slower
@@ -373,8 +374,14 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
     return u, cause, point
 
 
-def _coef_norm(coef: Array) -> Array:
-    """Sum over powers of the coefficients' norms, per row of ``coef`` (K, R, D): (R,)."""
+def coef_norm(coef: Array) -> Array:
+    r"""Sum over powers of the coefficients' norms, per row of ``coef`` (K, R, D): (R,).
+
+    :math:`\sum_p \lVert c_{p,r}Vert` bounds the polynomial's size on [0, 1].
+
+    >>> coef_norm(np.array([[[3.0, 4.0]], [[0.0, 1.0]]]))
+    array([6.])
+    """
     return np.asarray(np.sqrt(np.einsum("pkd,pkd->pk", coef, coef)).sum(axis=0))
 
 
@@ -390,7 +397,7 @@ def _moves_back(prob: Problem, seg: Segments, polys: Array, p_idx: Index,
     tangential touch: the side is decided at the error level) goes on in the resolved
     state instead of switching back and forth at one instant.
     """
-    zfull = _coef_norm(seg.coef)[p_idx]
+    zfull = coef_norm(seg.coef)[p_idx]
     tol = slack[p_idx] * zfull * prob.xnorm[i_idx]
     moved = polys - polys[:, :1]
     return np.asarray(dp.bernstein_min(moved.T) < -tol)
@@ -405,7 +412,7 @@ def _first_flip(prob: Problem, seg: Segments, st: Status, u: Array, cause: NDArr
         return
     C = seg.coef[:, hrows]
     A = C[:, :, 0] * hs[hrows]  # (8, h): positive while the neuron may hold
-    ztol = prob.tol.boundary * _coef_norm(C)
+    ztol = prob.tol.boundary * coef_norm(C)
     fl = np.flatnonzero(dp.bernstein_min(A) < -ztol)
     if fl.size == 0:
         return

@@ -48,6 +48,7 @@ from reluflow.engine.events import (
     Located,
     Segments,
     as_error,
+    coef_norm,
     in_step,
     locate,
     process,
@@ -340,7 +341,7 @@ def _segment_values(seg: Segments, rows: NDArray[np.bool_],
     where = np.searchsorted(want, seg.row[p])
     out[where] = vals
     scale = np.zeros(want.size)
-    scale[where] = np.linalg.norm(seg.coef[:, p], axis=2).sum(axis=0)
+    scale[where] = coef_norm(seg.coef[:, p])
     return out, scale
 
 
