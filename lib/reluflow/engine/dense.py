@@ -229,12 +229,12 @@ def first_root(coef: Array, tol: Array, group: NDArray[np.int64] | None = None) 
     grid = np.linspace(0.0, 1.0, _GRID + 1)
     vals = coef @ _VGRID[:k]  # (P, G+1): values on the grid, one matrix product
     neg = vals < -tol[:, None]
-    has = neg.any(axis=1)
+    first = np.argmax(neg, axis=1)  # first negative grid value (0 where none: checked)
     out = np.full(P, np.inf)
-    if not has.any():
+    rows = np.flatnonzero(neg[np.arange(P), first])
+    if rows.size == 0:
         return out
-    rows = np.flatnonzero(has)
-    first = np.argmax(neg[rows], axis=1)
+    first = first[rows]
     if group is not None:
         g = group[rows]
         jmin = np.full(int(g.max()) + 1, _GRID + 1)
