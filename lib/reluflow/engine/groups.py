@@ -222,11 +222,16 @@ def fields(Xr: Array, active: Array, r: Array, held: HeldRows,
     terms) is exactly zero: a neuron at a stationary point does not drift by rounding
     multiplied by :math:`1 + t`.
     """
-    Ar = active * r
-    v = held.project(Ar @ Xr)
-    if floor is not None:
+    if r.ndim == 1:  # one residual vector for all: no (N, n) product (active is 0/1)
+        v = held.project(active @ (r[:, None] * Xr))
+        bound = None if floor is None else active @ (np.abs(r) * floor)
+    else:
+        Ar = active * r
+        v = held.project(Ar @ Xr)
+        bound = None if floor is None else np.abs(Ar, out=Ar) @ floor
+    if bound is not None:
         with np.errstate(over="ignore"):  # |v|^2 may overflow: then v is not small
-            small = np.sqrt(np.einsum("nd,nd->n", v, v)) <= np.abs(Ar, out=Ar) @ floor
+            small = np.sqrt(np.einsum("nd,nd->n", v, v)) <= bound
         v[small] = 0.0
     return v
 
