@@ -377,7 +377,7 @@ def _first_on_segments(prob: Problem, seg: Segments, st: Status,
 def coef_norm(coef: Array) -> Array:
     r"""Sum over powers of the coefficients' norms, per row of ``coef`` (K, R, D): (R,).
 
-    :math:`\sum_p \lVert c_{p,r}Vert` bounds the polynomial's size on [0, 1].
+    :math:`\sum_p \lVert c_{p,r}\rVert` bounds the polynomial's size on [0, 1].
 
     >>> coef_norm(np.array([[[3.0, 4.0]], [[0.0, 1.0]]]))
     array([6.])
