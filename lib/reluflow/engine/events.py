@@ -627,15 +627,12 @@ def _margin_of(lam: Array, Kidx: Index) -> Array:
 
 
 # ------------------------------------------------------------------ processing
-def process(step: DenseStep, loc: Located, batch: EventBatch,
-            held_old: HeldRows | None = None
-            ) -> tuple[Status, Array, NDArray[np.bool_], HeldRows]:
+def process(step: DenseStep, loc: Located,
+            batch: EventBatch) -> tuple[Status, Array, NDArray[np.bool_]]:
     """Apply located events: new states, records, held projection, deferral terms.
 
     Returns the neurons' new states (N, n), their states (N, D1) after projection onto
-    the boundaries they are held on, the points each was resolved on (N, n), and the
-    held rows of the new states.  ``held_old``: the held rows of ``loc.status``, if
-    known.
+    the boundaries they are held on, and the points each was resolved on (N, n).
     """
     prob = step.system.prob
     Xr = prob.Xr
@@ -659,9 +656,8 @@ def process(step: DenseStep, loc: Located, batch: EventBatch,
     hit = (E == loc.point[:, None]) & rel[:, None]
     pref = np.where(hit, loc.side[:, None], -1).astype(np.int8)
     st_E = np.take_along_axis(loc.status, np.maximum(E, 0), 1)
-    if held_old is None:
-        held_old = prob.held.rows(loc.status)
-    v_old = neuron_fields(Xr, (loc.status == 1).astype(np.float64), r, held_old, prob.floor)
+    v_old = neuron_fields(Xr, (loc.status == 1).astype(np.float64), r,
+                          prob.held.rows(loc.status), prob.floor)
     cr = np.flatnonzero(crossed)
     if cr.size:
         arrive = _arrival(z[cr, 0], v_old[cr] @ Xr.T, E[cr], pref[cr])
@@ -678,7 +674,7 @@ def process(step: DenseStep, loc: Located, batch: EventBatch,
     z = _project_held(z, held_new)
     v_new = neuron_fields(Xr, (new == 1).astype(np.float64), r, held_new, prob.floor)
     batch.add_error(loc.tau, _jump(prob, z, (loc.status, v_old), (new, v_new), r, loc.tau))
-    return new, z, onb, held_new
+    return new, z, onb
 
 
 def _padded_rows(mask: NDArray[np.bool_]) -> Index:

@@ -137,35 +137,6 @@ class HeldRows:
     U: Array  # (N_h, D, h) bases, zero-padded to the largest rank
     full: NDArray[np.bool_]  # (N_h,) projector exactly zero
 
-    def take(self, sel: NDArray[np.int64], n: int) -> HeldRows:
-        """These rows for the neurons ``sel`` of a batch of ``n``, numbered as in ``sel``.
-
-        >>> h = HeldRows(np.array([1, 3]), np.ones((2, 2, 1)), np.zeros(2, dtype=bool))
-        >>> h.take(np.array([3, 0]), 4).rows.tolist()
-        [0]
-        """
-        pos = np.full(n, -1, dtype=np.int64)
-        pos[sel] = np.arange(sel.size)
-        new = pos[self.rows]
-        keep = new >= 0
-        return HeldRows(new[keep], self.U[keep], self.full[keep])
-
-    @staticmethod
-    def concat(parts: list[tuple[HeldRows, int]]) -> HeldRows:
-        """The rows of batches of ``n`` neurons each, stacked in order (bases zero-padded
-        to the widest: a zero column projects nothing)."""
-        D = parts[0][0].U.shape[1]
-        h = max(p.U.shape[2] for p, _ in parts)
-        rows, bases, full, off = [], [], [], 0
-        for p, n in parts:
-            rows.append(p.rows + off)
-            U = np.zeros((p.rows.size, D, h))
-            U[:, :, : p.U.shape[2]] = p.U
-            bases.append(U)
-            full.append(p.full)
-            off += n
-        return HeldRows(np.concatenate(rows), np.concatenate(bases), np.concatenate(full))
-
     def project(self, V: Array) -> Array:
         r"""``V`` (N, D) with the held rows replaced by :math:`P_K v = v - U U^\top v`."""
         if self.rows.size == 0:

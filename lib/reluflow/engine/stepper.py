@@ -402,13 +402,12 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
     out = _Passes(s_end=s_end)
     loc = first.take(in_step(first.tau, step.s0, s_end))
     first_pass = True
-    held: HeldRows | None = None  # held rows of loc.status, once a pass gave them
     while loc.idx.size:
         if first_pass:
             first_pass = False
-            loc, new, z, fresh, held_new = _first_pass(step, loc, out)
+            loc, new, z, fresh = _first_pass(step, loc, out)
         else:
-            new, z, fresh, held_new = process(step, loc, out.batch, held)
+            new, z, fresh = process(step, loc, out.batch)
         out.located += loc.idx.size
         count = loc.count + 1
         over = count >= prob.tol.max_passes
@@ -419,7 +418,6 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
             # the step ends before that neuron's next switch; the others go on to there
             out.end_at(step.s0, t_bad)
             k = in_step(loc.tau, step.s0, t_bad)
-            held_new = held_new.take(np.flatnonzero(k), k.size)
             loc, new, z, fresh, count = loc.take(k), new[k], z[k], fresh[k], count[k]
         dead = is_dead(new)
         if dead.any():  # dead neurons stay where they died
@@ -427,9 +425,8 @@ def run_passes(step: DenseStep, first: Located, s_end: float) -> _Passes:
                                      _constant(z[dead], loc.tau[dead], out.s_end)))
         keep = ~dead
         try:
-            loc, held = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
-                                     fresh[keep], count[keep], loc.stuck[keep], out,
-                                     held_new.take(np.flatnonzero(keep), keep.size))
+            loc = _next_events(step, loc.idx[keep], loc.tau[keep], z[keep], new[keep],
+                               fresh[keep], count[keep], loc.stuck[keep], out)
         except Blowup as blow:
             out.cut_at = blow.tau
             return out
@@ -442,7 +439,7 @@ _FIRST_CHUNK = 128
 
 
 def _first_pass(step: DenseStep, loc: Located,
-                out: _Passes) -> tuple[Located, Status, Array, NDArray[np.bool_], HeldRows]:
+                out: _Passes) -> tuple[Located, Status, Array, NDArray[np.bool_]]:
     """Apply the first events, in time order and only as far as the step can keep them.
 
     Their jumps alone may exceed the deferral budget before ``out.s_end``
@@ -455,7 +452,7 @@ def _first_pass(step: DenseStep, loc: Located,
     order = np.argsort(loc.tau, kind="stable")
     scale = math.exp(out.s_end)
     budget = step.system.prob.tol.batch
-    parts: list[tuple[Index, Status, Array, NDArray[np.bool_], HeldRows]] = []
+    parts: list[tuple[Index, Status, Array, NDArray[np.bool_]]] = []
     done, size = 0, _FIRST_CHUNK
     while done < order.size:
         rows = order[done : done + size]
@@ -467,16 +464,14 @@ def _first_pass(step: DenseStep, loc: Located,
     rows = np.concatenate([p[0] for p in parts])
     loc = loc.take(rows)
     new, z, fresh = (np.concatenate([p[k] for p in parts]) for k in (1, 2, 3))
-    held = HeldRows.concat([(p[4], p[0].size) for p in parts])
     cut = _first_cut(step, out.batch, out.s_end)
     if cut is not None and cut < out.s_end:
         out.end_at(step.s0, cut)
         keep = in_step(loc.tau, step.s0, cut)
-        held = held.take(np.flatnonzero(keep), keep.size)
         loc, new, z, fresh = loc.take(keep), new[keep], z[keep], fresh[keep]
     out.first_idx, out.first_tau = loc.idx, loc.tau
     out.first_w = np.concatenate(out.batch.mag)
-    return loc, new, z, fresh, held
+    return loc, new, z, fresh
 
 
 def _switching(prob: Problem, k: int, tau: float, status: Status) -> RuntimeError:
@@ -499,28 +494,21 @@ def _constant(z: Array, start: Array, s_end: float) -> Segments:
 
 def _next_events(step: DenseStep, idx: Index, s: Array, z: Array, status: Status,
                  fresh: NDArray[np.bool_], count: Index, stuck: Index,
-                 out: _Passes, held: HeldRows) -> tuple[Located, HeldRows]:
-    """Move neurons on from their events (a piece each); returns their next events.
-
-    ``held``: the held rows of ``status``; returned for the rows of the next events.
-    """
+                 out: _Passes) -> Located:
+    """Move neurons on from their events (a piece each); returns their next events."""
     if idx.size == 0:
-        return _empty(step.system.prob), held
+        return _empty(step.system.prob)
     s_end = out.s_end
-    seg = motion_segments(step, status, s, z, s_end, held)
+    seg = motion_segments(step, status, s, z, s_end)
     out.pieces.append(_Piece(idx, s, status, seg))
     loc = _located(step, idx, status, seg, release_times(step, status, s, s_end), s, fresh,
                    count, stuck)
-    nxt = np.flatnonzero(np.isfinite(loc.tau) & in_step(loc.tau, step.s0, s_end))
-    return loc.take(nxt), held.take(nxt, idx.size)
+    return loc.take(np.isfinite(loc.tau) & in_step(loc.tau, step.s0, s_end))
 
 
 def motion_segments(step: DenseStep, status: Status, s: Array, z: Array,
-                    s_end: float, held: HeldRows | None = None) -> Segments:
-    """Motion of neurons from ``s`` to ``s_end`` in ``status``: propagator or catch-up.
-
-    ``held``: the held rows of ``status``, if known.
-    """
+                    s_end: float) -> Segments:
+    """Motion of neurons from ``s`` to ``s_end`` in ``status``: propagator or catch-up."""
     sysm = step.system
     q = np.full(z.shape[0], -1, dtype=np.int64)
     if sysm.gp:
@@ -532,8 +520,7 @@ def motion_segments(step: DenseStep, status: Status, s: Array, z: Array,
         parts.append(_propagated(step, rows_p, q[rows_p], s[rows_p], z[rows_p], s_end))
     rows_c = np.flatnonzero(q < 0)
     if rows_c.size:
-        cs = catch_up(step, status[rows_c], s[rows_c], z[rows_c], s_end,
-                      None if held is None else held.take(rows_c, z.shape[0]))
+        cs = catch_up(step, status[rows_c], s[rows_c], z[rows_c], s_end)
         parts.append(Segments(rows_c[cs.row], cs.lo, cs.hi, cs.coef))
     if len(parts) == 1:
         return parts[0]
@@ -558,15 +545,13 @@ def _propagated(step: DenseStep, rows: Index, q: Index, s: Array, z: Array,
     return Segments(rows, s.copy(), np.full(rows.size, s_end), coef_u)
 
 
-def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float,
-             held: HeldRows | None = None) -> Segments:
+def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float) -> Segments:
     r"""Solve each neuron's linear system from its event to ``s_end`` (one DOP853 solve).
 
     Neuron k runs on :math:`\sigma \in [0, 1]`, :math:`\tau = s_k + \sigma(s_{end} - s_k)`,
     with the residuals of the step's output polynomial (or its field frozen at the step
     start, where :func:`frozen_fields` shows that changes nothing to ``rtol``); its error
     is controlled relative to its own size.  Returns one segment per neuron and sub-step.
-    ``held``: the held rows of ``status``, if the caller has them.
 
     Raises
     ------
@@ -578,8 +563,7 @@ def catch_up(step: DenseStep, status: Status, s: Array, z: Array, s_end: float,
     N, D1 = z.shape
     L = s_end - s
     act = (status == 1).astype(np.float64)
-    if held is None:
-        held = prob.held.rows(status)
+    held = prob.held.rows(status)
     fixed, frozen = frozen_fields(step, act, held, s, s_end)
     live = np.flatnonzero(~frozen)  # rows whose fields follow the residuals
     held_live = held if live.size == N else prob.held.rows(status[live])
