@@ -323,3 +323,29 @@ def test_calm_held_states_cannot_release(seed: int, loss: str) -> None:
         mp.undo()
     check_run(tr, init_network(40, 5, 1e-6, seed=seed))
     assert seen["calm"] > 0 and seen["other"] > 0
+
+
+def test_release_grid_fields_both_products_agree() -> None:
+    """The active fields on the release grid, from the grid's cached terms (many states)
+    or from one product per call (few states), are the sums they stand for."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 6))
+    data = Dataset(X, np.sign(X @ rng.standard_normal(6)))
+    seen: list[tuple[int, int]] = []
+    real = events._grid_fields
+
+    def checked(step, act, s_end):  # type: ignore[no-untyped-def]
+        vA = real(step, act, s_end)
+        r = step.residual_grid(s_end, events._RELEASE_GRID)[1]
+        want = np.einsum("ri,ti,id->rtd", act, r, step.system.prob.Xr)
+        assert np.allclose(vA, want, rtol=1e-12, atol=1e-14 * np.abs(want).max())
+        seen.append((act.shape[0], step.system.prob.Xr.shape[1]))
+        return vA
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(events, "_grid_fields", checked)
+    try:
+        gradient_flow(init_network(60, 6, 1e-4, seed=5), data, 1e3, rtol=1e-6)
+    finally:
+        mp.undo()
+    assert any(R > D for R, D in seen) and any(R <= D for R, D in seen)  # both products

@@ -321,7 +321,8 @@ class DenseStep:
     nfev: int
     dense: Any = None  # scipy's own DenseOutput of the step (the reference for coef)
     _f: Array | None = None
-    _grids: dict[tuple[float, int], tuple[Array, Array, Array]] = field(default_factory=dict)
+    _grids: dict[tuple[float, int], tuple[Array, Array]] = field(default_factory=dict)
+    _terms: dict[tuple[float, int], Array] = field(default_factory=dict)
     _drifts: dict[float, tuple[Array, Array]] = field(default_factory=dict)
 
     @property
@@ -371,21 +372,27 @@ class DenseStep:
                 self._drifts[key] = (self.system.prob.residual(C[0]), delta)
         return self._drifts[key]
 
-    def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array, Array]:
-        """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells), the residuals there (T, n)
-        and their terms :math:`r_i(s_k)\tilde x_i` as an (n, T D) matrix.
+    def residual_grid(self, s_end: float, cells: int) -> tuple[Array, Array]:
+        """Times ``s0 + (s_end - s0) k / cells`` (k = 0..cells) and the residuals there.
 
-        Cached per ``(s_end, cells)``: every pass of a step asks for the same grid, and a
-        state's active fields at every grid time are then one row of ``active @ terms``.
+        Cached per ``(s_end, cells)``: every pass of a step asks for the same grid.
         """
         key = (float(s_end), int(cells))
         if key not in self._grids:
             g = self.s0 + (s_end - self.s0) * np.linspace(0.0, 1.0, cells + 1)
-            r = self.system.prob.residual(self.f_at(self.x_of(g)))
-            Xr = self.system.prob.Xr
-            terms = (r.T[:, :, None] * Xr[:, None, :]).reshape(Xr.shape[0], -1)
-            self._grids[key] = (g, r, terms)
+            self._grids[key] = (g, self.system.prob.residual(self.f_at(self.x_of(g))))
         return self._grids[key]
+
+    def grid_terms(self, s_end: float, cells: int) -> Array:
+        r"""The grid's terms :math:`r_i(s_k)\tilde x_i` as an (n, T D) matrix (cached):
+        the active fields of many states at every grid time are one product
+        ``active @ terms``."""
+        key = (float(s_end), int(cells))
+        if key not in self._terms:
+            r = self.residual_grid(s_end, cells)[1]
+            Xr = self.system.prob.Xr
+            self._terms[key] = (r.T[:, :, None] * Xr[:, None, :]).reshape(Xr.shape[0], -1)
+        return self._terms[key]
 
     def f_at(self, x: Array) -> Array:
         """Outputs at points ``x`` (N,): (N, n), as one matrix product (powers x coefficients)."""

@@ -464,12 +464,12 @@ def release_times(step: DenseStep, status: Status, s_from: Array,
         rows, inv = rows[keep], renum[inv[keep]]
         Ku, Pu, au = Ku[live], Pu[live], au[live]
     Kidx, Pinv, act = Ku[inv], Pu[inv], au[inv]
-    g, r_grid, terms = step.residual_grid(s_end, _RELEASE_GRID)
+    g, r_grid = step.residual_grid(s_end, _RELEASE_GRID)
     t_all = np.concatenate([s_from[rows, None], np.broadcast_to(g, (rows.size, g.size))], 1)
     r_start = prob.residual(step.f_at(step.x_of(s_from[rows])))
     marg = np.empty((rows.size, g.size + 1))
     marg[:, 0] = _margins(act, Kidx, Pinv, r_start[:, None, :], prob.Xr)[:, 0]
-    marg[:, 1:] = _grid_margins(au, Ku, Pu, r_grid, terms)[inv]
+    marg[:, 1:] = _grid_margins(_grid_fields(step, au, s_end), Ku, Pu, r_grid)[inv]
     marg[:, 1:][g[None, :] <= s_from[rows, None]] = np.inf  # before the row's start
     out = marg <= 0
     sel = np.flatnonzero(out.any(axis=1))
@@ -602,14 +602,25 @@ def _lambdas_of(vA: Array, rK: Array, Pinv: Array) -> Array:
         return np.asarray(mu / rK)
 
 
-def _grid_margins(act: Array, Kidx: Index, Pinv: Array, r_grid: Array, terms: Array) -> Array:
-    """:func:`_margins` of R states at the times of a grid (``r_grid`` (T, n)): (R, T).
+def _grid_fields(step: DenseStep, act: Array, s_end: float) -> Array:
+    """Active fields (R, T, D) of R states at the times of the step's release grid.
 
-    The grid is shared by all states: their active fields at every grid time are one
-    (R, n) @ (n, T D) product with the grid's ``terms`` :math:`r_i(s_t)\tilde x_i`.
+    The grid is shared by all states.  With more states than dimensions they are one
+    (R, n) @ (n, T D) product with the grid's cached terms; with few states (the cached
+    terms would cost more than they save), one (R T, n) @ (n, D) product.
     """
-    R, T = act.shape[0], r_grid.shape[0]
-    vA = (act @ terms).reshape(R, T, -1)
+    Xr = step.system.prob.Xr
+    (R, n), D = act.shape, Xr.shape[1]
+    if R > D:
+        return (act @ step.grid_terms(s_end, _RELEASE_GRID)).reshape(R, -1, D)
+    r_grid = step.residual_grid(s_end, _RELEASE_GRID)[1]
+    T = r_grid.shape[0]
+    return ((act[:, None, :] * r_grid[None, :, :]).reshape(R * T, n) @ Xr).reshape(R, T, D)
+
+
+def _grid_margins(vA: Array, Kidx: Index, Pinv: Array, r_grid: Array) -> Array:
+    """:func:`_margins` of R states with active fields ``vA`` (R, T, D) at the grid's
+    times (``r_grid`` (T, n)): (R, T)."""
     rK = r_grid[:, np.maximum(Kidx, 0)].transpose(1, 0, 2)
     return _margin_of(_lambdas_of(vA, rK, Pinv), Kidx)
 
